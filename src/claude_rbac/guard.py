@@ -1,0 +1,118 @@
+"""What every framework adapter shares: loading the principal safely, the route guard, the error response.
+
+Adapters stay thin by calling these; none of it knows a web framework.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from .errors import NotAuthenticated, RBACError
+from .policy import Decision, Principal, Scope
+from .rbac import RBAC
+
+__all__ = [
+    "AsyncPrincipalLoader",
+    "Guard",
+    "PrincipalLoader",
+    "aload_principal",
+    "error_response",
+    "load_principal",
+]
+
+log = logging.getLogger("claude_rbac")
+
+PrincipalLoader: TypeAlias = Callable[..., "Principal | None"]
+"""Returns the signed-in user from the app's own trusted identity (session, login user), or ``None``."""
+AsyncPrincipalLoader: TypeAlias = Callable[..., "Awaitable[Principal | None] | Principal | None"]
+
+
+def _loader_failed(loader: object) -> NotAuthenticated:
+    name = getattr(loader, "__qualname__", type(loader).__name__)
+    log.error("claude_rbac: principal loader %s raised; denying the request", name, exc_info=True)
+    return NotAuthenticated("Could not establish who is signed in.")
+
+
+def _checked(value: object, loader: object) -> Principal | None:
+    if value is None or isinstance(value, Principal):
+        return value
+    name = getattr(loader, "__qualname__", type(loader).__name__)
+    log.error(
+        "claude_rbac: principal loader %s returned %s, not a Principal or None; denying",
+        name,
+        type(value).__name__,
+    )
+    raise NotAuthenticated("Could not establish who is signed in.")
+
+
+def load_principal(loader: PrincipalLoader, *args: Any) -> Principal | None:
+    """Call a sync loader. A loader that raises, or returns something else, denies (401), never allows."""
+    try:
+        value = loader(*args)
+    except Exception:
+        raise _loader_failed(loader) from None
+    return _checked(value, loader)
+
+
+async def aload_principal(loader: AsyncPrincipalLoader, *args: Any) -> Principal | None:
+    """Call a sync or async loader, with the same fail-closed rules as :func:`load_principal`."""
+    try:
+        value = loader(*args)
+        if inspect.isawaitable(value):
+            value = await value
+    except Exception:
+        raise _loader_failed(loader) from None
+    return _checked(value, loader)
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """One ``requires_role(...)`` declaration: the role a route needs and how it narrows that role."""
+
+    role: str
+    models: tuple[str, ...] | None = None
+    max_tokens: int | None = None
+    rpm: int | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.role, str) or not self.role:
+            raise TypeError(f"requires_role() needs a role name, got {self.role!r}")
+        Scope.build(models=self.models, max_tokens=self.max_tokens, rpm=self.rpm)  # validate at decoration
+
+    @classmethod
+    def declare(
+        cls,
+        role: str,
+        *,
+        models: Any = None,
+        max_tokens: int | None = None,
+        rpm: int | None = None,
+        name: str | None = None,
+    ) -> Guard:
+        models_tuple = (models,) if isinstance(models, str) else (tuple(models) if models is not None else None)
+        return cls(role, models_tuple, max_tokens, rpm, name)
+
+    def scope(self, rbac: RBAC) -> Scope:
+        return rbac.scope(models=self.models, max_tokens=self.max_tokens, rpm=self.rpm, name=self.name)
+
+    def validate(self, rbac: RBAC) -> None:
+        """Raise :class:`~claude_rbac.errors.PolicyError` when the policy has no such role."""
+        rbac.validate_role(self.role)
+
+    def check(self, rbac: RBAC, principal: Principal | None, route: str | None = None) -> Decision:
+        """Record the decision and raise on a denial (unless the role is in shadow mode)."""
+        return rbac.require(principal, self.role, route=route)
+
+
+def error_response(error: RBACError) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and the Anthropic-shaped JSON body for an error."""
+    body = json.dumps(error.to_dict()).encode("utf-8")
+    headers = [("content-type", "application/json"), ("content-length", str(len(body)))]
+    headers.extend(error.headers.items())
+    return error.status_code, headers, body

@@ -1,0 +1,1 @@
+"""Framework adapters. Each imports the core and its own framework only."""

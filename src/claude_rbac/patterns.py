@@ -1,0 +1,79 @@
+"""Model-name patterns: exact names and globs, matched byte for byte.
+
+A ``*`` matches a run of the characters model ids are made of (lower-case ASCII letters, digits and
+``-._:@/``), and ``?`` one of them. So ``claude-haiku-*`` admits ``claude-haiku-4-5`` and the next
+haiku, but never ``Claude-Haiku-4-5``, a trailing space or a homoglyph: nothing is case-folded or
+Unicode-normalised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+__all__ = ["MAX_MODEL_NAME", "ModelMatcher", "pattern_problem"]
+
+MAX_MODEL_NAME = 256
+_PATTERN_CHARS = re.compile(r"[A-Za-z0-9._:@/*?-]+")
+_ID_CHAR = "[a-z0-9._:@/-]"
+_CACHE_SIZE = 4096
+
+
+def pattern_problem(pattern: object) -> str | None:
+    """Why ``pattern`` is not a valid model pattern, or ``None`` when it is."""
+    if not isinstance(pattern, str):
+        return f"a model pattern must be a string, got {type(pattern).__name__}"
+    if not pattern:
+        return "a model pattern must not be empty"
+    if len(pattern) > MAX_MODEL_NAME:
+        return f"a model pattern must be at most {MAX_MODEL_NAME} characters"
+    if not _PATTERN_CHARS.fullmatch(pattern):
+        return (
+            f"malformed model pattern {pattern!r}: use model ids and the wildcards * and ?"
+            " (letters, digits and -._:@/ only)"
+        )
+    return None
+
+
+def _translate(pattern: str) -> str:
+    parts = []
+    for char in pattern:
+        if char == "*":
+            parts.append(f"{_ID_CHAR}*")
+        elif char == "?":
+            parts.append(_ID_CHAR)
+        else:
+            parts.append(re.escape(char))
+    return "".join(parts)
+
+
+class ModelMatcher:
+    """Answers "does this model name match one of the patterns?", with a bounded memo.
+
+    The memo keeps the per-call check at a dict lookup; it is cleared when full, so model names
+    an attacker makes up cannot grow it without bound.
+    """
+
+    __slots__ = ("_cache", "_exact", "_regex", "patterns")
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns: tuple[str, ...] = tuple(dict.fromkeys(patterns))
+        self._exact = frozenset(p for p in self.patterns if "*" not in p and "?" not in p)
+        globs = [p for p in self.patterns if p not in self._exact]
+        self._regex = re.compile("|".join(f"(?:{_translate(p)})" for p in globs)) if globs else None
+        self._cache: dict[str, bool] = {}
+
+    def __call__(self, model: str) -> bool:
+        hit = self._cache.get(model)
+        if hit is not None:
+            return hit
+        matched = model in self._exact or (
+            self._regex is not None and len(model) <= MAX_MODEL_NAME and self._regex.fullmatch(model) is not None
+        )
+        if len(self._cache) >= _CACHE_SIZE:
+            self._cache.clear()
+        self._cache[model] = matched
+        return matched
+
+    def __repr__(self) -> str:
+        return f"ModelMatcher({list(self.patterns)!r})"

@@ -1,0 +1,355 @@
+"""Reading, validating and compiling policy documents.
+
+Everything is checked once, here, and every problem is reported with the file, the role and the field,
+so that ``claude-rbac check`` can list them all at once. Nothing in this module runs per request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from .errors import PolicyError, PolicyProblem
+from .patterns import ModelMatcher, pattern_problem
+from .policy import MAX_TOKENS_CEILING, Budget, Policy, Role
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+__all__ = ["check_scope", "compile_policy", "read_policy_file"]
+
+TOP_LEVEL_KEYS: Final = frozenset(
+    {"version", "on_excess", "roles", "mode", "workspaces", "default_workspace", "allowed_org_ids", "revoked"}
+)
+ROLE_KEYS: Final = frozenset(
+    {
+        "inherits",
+        "models",
+        "max_tokens",
+        "rpm",
+        "allowed",
+        "description",
+        "tpm",
+        "budget",
+        "pool",
+        "workspace",
+        "mode",
+    }
+)
+BUDGET_KEYS: Final = frozenset({"day", "month"})
+POOL_KEYS: Final = frozenset({"tpm", "budget"})
+LIMIT_CEILING: Final = 10**12
+ROLE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+MODES: Final = ("enforce", "shadow")
+
+
+class _Problems:
+    """Collects problems so one load reports all of them."""
+
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+        self.items: list[PolicyProblem] = []
+
+    def add(self, message: str, *, role: str | None = None, field: str | None = None) -> None:
+        self.items.append(PolicyProblem(message, self.source, role, field))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise PolicyError(self.items)
+
+
+def read_policy_file(path: str | os.PathLike[str]) -> Mapping[str, Any]:
+    """Parse a policy file by its suffix. Any failure is a :class:`PolicyError` naming the file."""
+    source = os.fspath(path)
+    suffix = os.path.splitext(source)[1].lower()
+    try:
+        with open(source, "rb") as fh:
+            content = fh.read()
+    except OSError as exc:
+        raise PolicyError([PolicyProblem(f"cannot read the policy file: {exc.strerror}", source)]) from None
+    try:
+        data: object
+        if suffix == ".toml":
+            data = tomllib.loads(content.decode("utf-8"))
+        elif suffix == ".json":
+            data = json.loads(content)
+        elif suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise PolicyError(
+                    [PolicyProblem("YAML policies need PyYAML: pip install 'claude-rbac[yaml]'", source)]
+                ) from None
+            data = yaml.safe_load(content)
+        else:
+            raise PolicyError(
+                [PolicyProblem(f"unknown policy file type {suffix!r}: use .toml, .json, .yaml or .yml", source)]
+            )
+    except PolicyError:
+        raise
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PolicyError([PolicyProblem(f"cannot parse the policy file: {exc}", source)]) from None
+    except Exception as exc:  # yaml.YAMLError and friends
+        raise PolicyError([PolicyProblem(f"cannot parse the policy file: {exc}", source)]) from None
+    if not isinstance(data, Mapping):
+        raise PolicyError([PolicyProblem("a policy must be a table/mapping at the top level", source)])
+    return data
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _limit(
+    value: object, problems: _Problems, role: str | None, field: str, ceiling: int = LIMIT_CEILING
+) -> int | None:
+    if value is None:
+        return None
+    if not _is_int(value):
+        problems.add(f"must be a positive integer, got {type(value).__name__} {value!r}", role=role, field=field)
+        return None
+    assert isinstance(value, int)
+    if value <= 0:
+        problems.add(f"must be a positive integer, got {value}", role=role, field=field)
+        return None
+    if value > ceiling:
+        problems.add(f"must be at most {ceiling}, got {value}", role=role, field=field)
+        return None
+    return value
+
+
+def _budget(value: object, problems: _Problems, role: str | None, field: str) -> Budget:
+    if value is None:
+        return Budget()
+    if not isinstance(value, Mapping):
+        problems.add("must be a table with `day` and/or `month`", role=role, field=field)
+        return Budget()
+    for key in value:
+        if key not in BUDGET_KEYS:
+            problems.add(f"unknown key {key!r} (expected day, month)", role=role, field=f"{field}.{key}")
+    budget = Budget(
+        _limit(value.get("day"), problems, role, f"{field}.day"),
+        _limit(value.get("month"), problems, role, f"{field}.month"),
+    )
+    if not budget:
+        problems.add("must set `day` and/or `month`", role=role, field=field)
+    return budget
+
+
+def _names(value: object, problems: _Problems, role: str, field: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, Sequence) or isinstance(value, (bytes, bytearray)):
+        problems.add("must be a string or a list of strings", role=role, field=field)
+        return ()
+    names = []
+    for item in value:
+        if not isinstance(item, str):
+            problems.add(f"must contain strings, got {type(item).__name__}", role=role, field=field)
+        else:
+            names.append(item)
+    return tuple(names)
+
+
+def _mode(value: object, problems: _Problems, role: str | None, field: str) -> Any:
+    if value is None:
+        return None
+    if value not in MODES:
+        problems.add(f"must be one of {', '.join(MODES)}, got {value!r}", role=role, field=field)
+        return None
+    return value
+
+
+class _RoleSpec:
+    """One role as written, checked field by field."""
+
+    def __init__(self, name: str, spec: Mapping[str, Any], problems: _Problems) -> None:
+        self.name = name
+        for key in spec:
+            if key not in ROLE_KEYS:
+                problems.add(f"unknown key {key!r}", role=name, field=str(key))
+        self.inherits = _names(spec.get("inherits"), problems, name, "inherits")
+        self.models = _names(spec.get("models"), problems, name, "models")
+        for pattern in self.models:
+            if (problem := pattern_problem(pattern)) is not None:
+                problems.add(problem, role=name, field="models")
+        allowed = spec.get("allowed")
+        if allowed is not None and not isinstance(allowed, bool):
+            problems.add(f"must be true or false, got {allowed!r}", role=name, field="allowed")
+            allowed = None
+        self.allowed: bool | None = allowed
+        description = spec.get("description", "")
+        if not isinstance(description, str):
+            problems.add("must be a string", role=name, field="description")
+            description = ""
+        self.description = description
+        self.max_tokens = _limit(spec.get("max_tokens"), problems, name, "max_tokens", MAX_TOKENS_CEILING)
+        self.rpm = _limit(spec.get("rpm"), problems, name, "rpm")
+        self.tpm = _limit(spec.get("tpm"), problems, name, "tpm")
+        self.budget = _budget(spec.get("budget"), problems, name, "budget")
+        self.pool_tpm: int | None = None
+        self.pool_budget = Budget()
+        pool = spec.get("pool")
+        if pool is not None:
+            if not isinstance(pool, Mapping):
+                problems.add("must be a table with `tpm` and/or `budget`", role=name, field="pool")
+            else:
+                for key in pool:
+                    if key not in POOL_KEYS:
+                        problems.add(f"unknown key {key!r}", role=name, field=f"pool.{key}")
+                self.pool_tpm = _limit(pool.get("tpm"), problems, name, "pool.tpm")
+                self.pool_budget = _budget(pool.get("budget"), problems, name, "pool.budget")
+        workspace = spec.get("workspace")
+        if workspace is not None and not isinstance(workspace, str):
+            problems.add("must be the name of a workspace", role=name, field="workspace")
+            workspace = None
+        self.workspace: str | None = workspace
+        self.mode = _mode(spec.get("mode"), problems, name, "mode")
+
+
+def _linearise(name: str, specs: Mapping[str, _RoleSpec]) -> list[str]:
+    """Ancestors of ``name``, nearest first: parents in listed order, depth first, each once."""
+    order: list[str] = []
+    stack = list(reversed(specs[name].inherits))
+    while stack:
+        parent = stack.pop()
+        if parent in order or parent not in specs:
+            continue
+        order.append(parent)
+        stack.extend(reversed(specs[parent].inherits))
+    return order
+
+
+def _find_cycles(specs: Mapping[str, _RoleSpec], problems: _Problems) -> bool:
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    found = False
+
+    def visit(name: str, path: list[str]) -> None:
+        nonlocal found
+        state[name] = 1
+        for parent in specs[name].inherits:
+            if parent not in specs:
+                continue
+            if state.get(parent) == 1:
+                cycle = [*path[path.index(parent) :], parent] if parent in path else [name, parent]
+                problems.add(f"inheritance cycle: {' -> '.join(cycle)}", role=name, field="inherits")
+                found = True
+            elif state.get(parent) is None:
+                visit(parent, [*path, parent])
+        state[name] = 2
+
+    for name in specs:
+        if state.get(name) is None:
+            visit(name, [name])
+    return found
+
+
+def _inherit(attr: str, spec: _RoleSpec, chain: Sequence[_RoleSpec]) -> Any:
+    for candidate in (spec, *chain):
+        value = getattr(candidate, attr)
+        if value is not None and value != Budget():
+            return value
+    return getattr(spec, attr)
+
+
+def _compile_roles(roles: Mapping[str, Any], problems: _Problems) -> dict[str, Role]:
+    specs: dict[str, _RoleSpec] = {}
+    for name, spec in roles.items():
+        if not isinstance(name, str) or not ROLE_NAME.fullmatch(name):
+            problems.add(
+                "role names are 1-64 characters: letters, digits and _.:- (starting with a letter or digit)",
+                role=str(name),
+            )
+            continue
+        if not isinstance(spec, Mapping):
+            problems.add("a role must be a table", role=name)
+            continue
+        specs[name] = _RoleSpec(name, spec, problems)
+
+    for name, spec in specs.items():
+        for parent in spec.inherits:
+            if parent == name:
+                problems.add("a role cannot inherit from itself", role=name, field="inherits")
+            elif parent not in specs:
+                problems.add(f"inherits from unknown role {parent!r}", role=name, field="inherits")
+    if _find_cycles(specs, problems):
+        return {}
+
+    compiled: dict[str, Role] = {}
+    for name, spec in specs.items():
+        chain = [specs[ancestor] for ancestor in _linearise(name, specs)]
+        models = tuple(dict.fromkeys([*spec.models, *(m for parent in chain for m in parent.models)]))
+        allowed = spec.allowed if spec.allowed is not None else bool(models)
+        if allowed and not models:
+            problems.add("an allowed role needs at least one model", role=name, field="models")
+        compiled[name] = Role(
+            name=name,
+            allowed=allowed,
+            models=models,
+            max_tokens=_inherit("max_tokens", spec, chain),
+            rpm=_inherit("rpm", spec, chain),
+            inherits=spec.inherits,
+            ancestors=frozenset(parent.name for parent in chain),
+            description=spec.description,
+            tpm=_inherit("tpm", spec, chain),
+            budget=_inherit("budget", spec, chain),
+            pool_tpm=_inherit("pool_tpm", spec, chain),
+            pool_budget=_inherit("pool_budget", spec, chain),
+            workspace=_inherit("workspace", spec, chain),
+            mode=_inherit("mode", spec, chain),
+            matcher=ModelMatcher(models),
+        )
+    return compiled
+
+
+def compile_policy(data: Mapping[str, Any], *, source: str | None = None) -> Policy:
+    """Validate ``data`` and compile it into a :class:`Policy`, or raise :class:`PolicyError` listing every problem."""
+    problems = _Problems(source)
+    if not isinstance(data, Mapping):
+        problems.add("a policy must be a table/mapping at the top level")
+        problems.raise_if_any()
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            problems.add(f"unknown top-level key {key!r}", field=str(key))
+    version = data.get("version", 1)
+    if version != 1 or isinstance(version, bool):
+        problems.add(f"unsupported policy version {version!r}; this release reads version 1", field="version")
+    on_excess = data.get("on_excess", "clamp")
+    if on_excess not in ("clamp", "reject"):
+        problems.add(f"must be 'clamp' or 'reject', got {on_excess!r}", field="on_excess")
+        on_excess = "clamp"
+    roles_data = data.get("roles", {})
+    roles: dict[str, Role] = {}
+    if not isinstance(roles_data, Mapping):
+        problems.add("must be a table of roles", field="roles")
+    else:
+        roles = _compile_roles(roles_data, problems)
+
+    from .keys import compile_key_settings
+
+    settings: dict[str, Any] = {"mode": _mode(data.get("mode"), problems, None, "mode") or "enforce"}
+    settings.update(compile_key_settings(data, roles, problems.add))
+    problems.raise_if_any()
+    return Policy(roles, on_excess=on_excess, source=source, settings=settings, raw=data)
+
+
+def check_scope(models: tuple[str, ...] | None, max_tokens: object, rpm: object) -> None:
+    """Validate a route's narrowing (``requires_role(..., models=, max_tokens=, rpm=)``) when it is declared."""
+    problems = _Problems("route scope")
+    if models is not None:
+        if not models:
+            problems.add("must name at least one model pattern", field="models")
+        for pattern in models:
+            if (problem := pattern_problem(pattern)) is not None:
+                problems.add(problem, field="models")
+    _limit(max_tokens, problems, None, "max_tokens", MAX_TOKENS_CEILING)
+    _limit(rpm, problems, None, "rpm")
+    problems.raise_if_any()

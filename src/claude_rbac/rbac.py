@@ -1,0 +1,308 @@
+"""``RBAC``: the runtime that ties the policy, the limits, the keys and the audit trail together.
+
+One instance per app. It builds one anthropic base client per workspace key (about 18 ms each, so
+once) and derives each governed client from it with ``with_options`` (tens of microseconds), keeping
+the most recent derivations in a small LRU so a hot principal costs a dict lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, overload
+
+import anthropic
+from opentelemetry import metrics, trace
+
+from .audit import Auditor, UserIdMode
+from .calls import TokenEstimator
+from .client import Binding, Governor, error_for
+from .errors import PolicyError, PolicyProblem
+from .keys import ORG_IDS_HEADER, ActiveKey, KeyRing, format_org_ids, is_revoked
+from .policy import Decision, Policy, Principal, Scope
+from .quota import Quota
+
+__all__ = ["RBAC"]
+
+log = logging.getLogger("claude_rbac")
+
+Mode = Literal["enforce", "shadow"]
+OnStorageError = Literal["deny", "allow"]
+PolicySource = Policy | str | os.PathLike[str] | Mapping[str, Any]
+_CLIENT_CACHE_SIZE = 1024
+
+
+def _load_policy(policy: PolicySource) -> Policy:
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, Mapping):
+        return Policy.from_dict(policy)
+    if isinstance(policy, (str, os.PathLike)):
+        return Policy.from_file(policy)
+    raise TypeError(f"policy must be a Policy, a file path or a dict, got {type(policy).__name__}")
+
+
+class RBAC:
+    """Role-based access control for Claude.
+
+    >>> rbac = RBAC(Policy.default(), storage="memory://", api_key="sk-...")
+    >>> claude = rbac.client(Principal(id="alice", role="user"))   # a genuine anthropic.Anthropic
+    """
+
+    def __init__(
+        self,
+        policy: PolicySource,
+        *,
+        storage: str = "memory://",
+        storage_options: dict[str, Any] | None = None,
+        async_storage: str | None = None,
+        key_prefix: str = "claude_rbac",
+        api_key: str | None = None,
+        base_url: str | None = None,
+        service: str | None = None,
+        allowed_org_ids: Iterable[str] | None = None,
+        revoked: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+        mode: Mode | None = None,
+        on_storage_error: OnStorageError = "deny",
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        audit_user_id: UserIdMode = "plain",
+        audit_user_id_key: bytes | str | None = None,
+        token_estimator: TokenEstimator | None = None,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.policy = _load_policy(policy)
+        if on_storage_error not in ("deny", "allow"):
+            raise ValueError(f"on_storage_error must be 'deny' or 'allow', got {on_storage_error!r}")
+        if mode not in (None, "enforce", "shadow"):
+            raise ValueError(f"mode must be 'enforce' or 'shadow', got {mode!r}")
+        self.mode: Mode = mode or self.policy.settings.get("mode", "enforce")
+        self.on_storage_error: OnStorageError = on_storage_error
+        self.quota = Quota(storage, key_prefix=key_prefix, storage_options=storage_options, async_storage=async_storage)
+        self.auditor = Auditor(
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            user_id=audit_user_id,
+            user_id_key=audit_user_id_key,
+        )
+        self.token_estimator = token_estimator
+        self.keys = KeyRing(
+            self.policy.settings.get("workspaces", {}), service=service, api_key=api_key, base_url=base_url
+        )
+        try:
+            org_ids = format_org_ids(allowed_org_ids) if allowed_org_ids is not None else None
+        except ValueError as exc:
+            raise PolicyError([PolicyProblem(str(exc), "RBAC(allowed_org_ids=...)")]) from None
+        self.allowed_org_ids: str | None = org_ids or self.policy.settings.get("allowed_org_ids")
+        self._revoked = revoked
+        self._tracer_provider = tracer_provider
+        self._client_options = dict(client_options or {})
+        self._lock = threading.Lock()
+        self._bases: dict[tuple[str | None, str | None, bool], anthropic.Anthropic | anthropic.AsyncAnthropic] = {}
+        self._derived: OrderedDict[tuple[Any, ...], anthropic.Anthropic | anthropic.AsyncAnthropic] = OrderedDict()
+        self._scopes: dict[tuple[Any, ...], Scope] = {}
+
+    def __repr__(self) -> str:
+        return f"<RBAC policy={self.policy!r} storage={self.quota.uri.split('://')[0]}:// mode={self.mode}>"
+
+    # -- questions, no side effects ---------------------------------------------------------------
+
+    def check(
+        self,
+        principal: Principal | None,
+        *,
+        model: object = None,
+        max_tokens: object = None,
+        scope: Scope | None = None,
+    ) -> Decision:
+        """What the policy says about one call, without counting it, recording it or sending it."""
+        kwargs: dict[str, object] = {}
+        if model is not None:
+            kwargs["model"] = model
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
+        return self.policy.decide(principal, scope=scope or Scope(), **kwargs)
+
+    def has_role(self, principal: Principal | None, role: str) -> bool:
+        return self.policy.has_role(principal, role)
+
+    def validate_role(self, role: str) -> None:
+        """Raise :class:`PolicyError` when ``role`` is not in the policy (route guards call this at startup)."""
+        if role not in self.policy.roles:
+            raise PolicyError(
+                [PolicyProblem(f"requires_role({role!r}) names a role the policy does not have", self.policy.source)]
+            )
+
+    def key_revoked(self, key_id: str) -> bool:
+        revoked: Iterable[str] = self.policy.settings.get("revoked", ())
+        if is_revoked(key_id, revoked):
+            return True
+        if self._revoked is None:
+            return False
+        extra = self._revoked() if callable(self._revoked) else self._revoked
+        return is_revoked(key_id, extra)
+
+    def enforced(self, principal: Principal | None) -> bool:
+        role = self.policy.role(principal.role) if principal is not None else None
+        mode = role.mode if role is not None and role.mode is not None else self.mode
+        return mode == "enforce"
+
+    # -- route guard -------------------------------------------------------------------------------
+
+    def require(self, principal: Principal | None, role: str, *, route: str | None = None) -> Decision:
+        """The route guard: record the decision, and raise ``NotAuthenticated``/``AccessDenied`` on a denial.
+
+        In shadow mode a denial is recorded (``claude_rbac.enforced=false``) and returned, not raised.
+        """
+        decision = self.policy.authorize_role(principal, role)
+        enforced = self.enforced(principal)
+        attributes = self.auditor.attributes(decision, principal, required_role=role, route=route, enforced=enforced)
+        self.auditor.record(decision, attributes)
+        server_span = trace.get_current_span()
+        if server_span.is_recording():
+            server_span.set_attributes(
+                {key: value for key, value in attributes.items() if key in _SERVER_SPAN_ATTRIBUTES}
+            )
+        if not decision.allowed and enforced:
+            raise error_for(decision)
+        return decision
+
+    # -- governed clients --------------------------------------------------------------------------
+
+    def scope(
+        self,
+        *,
+        models: Iterable[str] | str | None = None,
+        max_tokens: int | None = None,
+        rpm: int | None = None,
+        name: str | None = None,
+    ) -> Scope:
+        """A validated, cached route scope. Raises :class:`PolicyError` for a bad one (at decoration time)."""
+        models_key = (models,) if isinstance(models, str) else (tuple(models) if models is not None else None)
+        key = (models_key, max_tokens, rpm, name)
+        scope = self._scopes.get(key)
+        if scope is None:
+            scope = Scope.build(models=models_key, max_tokens=max_tokens, rpm=rpm, name=name)
+            self._scopes[key] = scope
+        return scope
+
+    def client(
+        self,
+        principal: Principal | None,
+        *,
+        models: Iterable[str] | str | None = None,
+        max_tokens: int | None = None,
+        rpm: int | None = None,
+        scope: Scope | None = None,
+        route: str | None = None,
+    ) -> anthropic.Anthropic:
+        """A genuine ``anthropic.Anthropic`` for ``principal``. The keywords narrow the role, never widen it."""
+        chosen = scope if scope is not None else self.scope(models=models, max_tokens=max_tokens, rpm=rpm)
+        return self._derive(principal, chosen, route, asynchronous=False)
+
+    def async_client(
+        self,
+        principal: Principal | None,
+        *,
+        models: Iterable[str] | str | None = None,
+        max_tokens: int | None = None,
+        rpm: int | None = None,
+        scope: Scope | None = None,
+        route: str | None = None,
+    ) -> anthropic.AsyncAnthropic:
+        """A genuine ``anthropic.AsyncAnthropic`` for ``principal``; its limits use ``limits.aio``."""
+        chosen = scope if scope is not None else self.scope(models=models, max_tokens=max_tokens, rpm=rpm)
+        return self._derive(principal, chosen, route, asynchronous=True)
+
+    @overload
+    def _derive(
+        self, principal: Principal | None, scope: Scope, route: str | None, *, asynchronous: Literal[False]
+    ) -> anthropic.Anthropic: ...
+
+    @overload
+    def _derive(
+        self, principal: Principal | None, scope: Scope, route: str | None, *, asynchronous: Literal[True]
+    ) -> anthropic.AsyncAnthropic: ...
+
+    def _derive(self, principal: Principal | None, scope: Scope, route: str | None, *, asynchronous: bool) -> Any:
+        role = self.policy.role(principal.role) if principal is not None else None
+        key = self.keys.get(self._workspace_of(role))
+        cache_key = (principal, scope, route, key.workspace, key.key_id, asynchronous)
+        with self._lock:
+            derived = self._derived.get(cache_key)
+            if derived is not None:
+                self._derived.move_to_end(cache_key)
+                return derived
+        base = self._base(key, asynchronous)
+        binding = Binding(principal, scope, role, key, route, self.enforced(principal))
+        derived = base.with_options(middleware=[*base.middleware, Governor(self, binding)])
+        with self._lock:
+            self._derived[cache_key] = derived
+            if len(self._derived) > _CLIENT_CACHE_SIZE:
+                self._derived.popitem(last=False)
+        return derived
+
+    def _workspace_of(self, role: Any) -> str:
+        if role is not None and role.workspace is not None:
+            return str(role.workspace)
+        default = self.policy.settings.get("default_workspace")
+        if default is not None:
+            return str(default)
+        return next(iter(self.keys.workspaces))
+
+    def _base(self, key: ActiveKey, asynchronous: bool) -> anthropic.Anthropic | anthropic.AsyncAnthropic:
+        cache_key = (key.key_id, key.base_url, asynchronous)
+        with self._lock:
+            base = self._bases.get(cache_key)
+        if base is not None:
+            return base
+        options: dict[str, Any] = dict(self._client_options)
+        if self.allowed_org_ids:
+            options["default_headers"] = {
+                **options.get("default_headers", {}),
+                ORG_IDS_HEADER: self.allowed_org_ids,
+            }
+        cls = anthropic.AsyncAnthropic if asynchronous else anthropic.Anthropic
+        base = cls(api_key=key.key, base_url=key.base_url, **options)
+        if self._tracer_provider is not None:
+            base = base.with_options(open_telemetry={**base.open_telemetry, "tracer_provider": self._tracer_provider})
+        with self._lock:
+            return self._bases.setdefault(cache_key, base)
+
+    def reload_keys(self) -> list[str]:
+        """Re-read every key source now (rotation); returns the workspaces whose key changed.
+
+        New calls use the new key at once; calls in flight finish on the one they started with.
+        """
+        changed = self.keys.reload()
+        if changed:
+            log.info("claude_rbac: API key rotated for workspace(s) %s", ", ".join(changed))
+        return changed
+
+    # -- limits ------------------------------------------------------------------------------------
+
+    def rate_limits(self, principal: Principal | None, *, scope: Scope | None = None) -> list[dict[str, Any]]:
+        """The principal's request buckets now: limit, remaining and reset time (for headers and pages)."""
+        role = self.policy.role(principal.role) if principal is not None else None
+        if role is None or principal is None:
+            return []
+        chosen = scope or Scope()
+        buckets = self.quota.buckets(
+            role=role.name,
+            principal_id=principal.id,
+            rpm=role.rpm,
+            scope_name=chosen.name,
+            scope_rpm=chosen.rpm,
+        )
+        return [
+            {"kind": bucket.kind, "limit": bucket.item.amount, "remaining": remaining, "reset": reset}
+            for bucket, remaining, reset in self.quota.remaining(buckets)
+        ]
+
+
+_SERVER_SPAN_ATTRIBUTES = frozenset(
+    {"enduser.id", "enduser.pseudo.id", "user.roles", "claude_rbac.decision", "claude_rbac.decision.reason"}
+)

@@ -1,0 +1,115 @@
+"""Real Redis for tests: the server at 127.0.0.1:6379, or one a test starts on a free port of its own."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+
+import redis
+
+DEFAULT_URL = "redis://127.0.0.1:6379"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def reachable(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+class RedisServer:
+    """A redis-server process this test owns: start, stop and restart it on its own port."""
+
+    def __init__(self, port: int | None = None) -> None:
+        if shutil.which("redis-server") is None:
+            raise RuntimeError("redis-server is not installed")
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self._dir = tempfile.mkdtemp(prefix="claude-rbac-redis-")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisServer:
+        self._process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self._dir],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not reachable(self.url):
+            if time.monotonic() > deadline or self._process.poll() is not None:
+                raise RuntimeError(f"redis-server on port {self.port} did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections hang instead of failing."""
+        assert self._process is not None
+        self._process.send_signal(19)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(18)
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def shared_redis() -> Iterator[str]:
+    """The URL of a Redis for this test session: 127.0.0.1:6379 when it answers, else one we start.
+
+    With CI=true a Redis that cannot be had is a failure, not a skip.
+    """
+    if reachable(DEFAULT_URL):
+        yield DEFAULT_URL
+        return
+    try:
+        server = RedisServer().start()
+    except RuntimeError:
+        if os.environ.get("CI", "").lower() == "true":
+            raise
+        yield ""
+        return
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def unique_prefix() -> str:
+    return f"claude_rbac_test_{uuid.uuid4().hex[:12]}"
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
