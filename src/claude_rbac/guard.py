@@ -8,6 +8,8 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -23,6 +25,7 @@ __all__ = [
     "aload_principal",
     "error_response",
     "load_principal",
+    "rate_limit_headers",
 ]
 
 log = logging.getLogger("claude_rbac")
@@ -116,3 +119,30 @@ def error_response(error: RBACError) -> tuple[int, list[tuple[str, str]], bytes]
     headers = [("content-type", "application/json"), ("content-length", str(len(body)))]
     headers.extend(error.headers.items())
     return error.status_code, headers, body
+
+
+RATE_LIMIT_HEADER_STYLES = ("ietf", "x")
+
+
+def rate_limit_headers(
+    rbac: RBAC, principal: Principal | None, scope: Scope | None = None, style: str = "ietf"
+) -> list[tuple[str, str]]:
+    """``RateLimit-Limit/Remaining/Reset`` (IETF draft) or ``X-RateLimit-*`` for the tightest request bucket.
+
+    Opt-in on guarded routes: it reads the storage once more per request. Empty when the principal
+    has no RPM limit or the storage cannot answer (a header is never worth failing a request over).
+    """
+    try:
+        buckets = rbac.rate_limits(principal, scope=scope)
+    except Exception:
+        return []
+    if not buckets:
+        return []
+    tightest = min(buckets, key=lambda bucket: bucket["remaining"])
+    reset = max(0, math.ceil(tightest["reset"] - time.time()))
+    prefix = "RateLimit" if style == "ietf" else "X-RateLimit"
+    return [
+        (f"{prefix}-Limit", str(tightest["limit"])),
+        (f"{prefix}-Remaining", str(tightest["remaining"])),
+        (f"{prefix}-Reset", str(reset)),
+    ]
