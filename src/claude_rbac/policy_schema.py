@@ -236,7 +236,7 @@ def _find_cycles(specs: Mapping[str, _RoleSpec], problems: _Problems) -> bool:
         nonlocal found
         state[name] = 1
         for parent in specs[name].inherits:
-            if parent not in specs:
+            if parent not in specs or parent == name:
                 continue
             if state.get(parent) == 1:
                 cycle = [*path[path.index(parent) :], parent] if parent in path else [name, parent]

@@ -282,6 +282,40 @@ class RBAC:
             log.info("claude_rbac: API key rotated for workspace(s) %s", ", ".join(changed))
         return changed
 
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the sync base clients' connection pools (governed clients share them: don't close those)."""
+        for base in self._drop_bases(asynchronous=False):
+            base.close()
+
+    async def aclose(self) -> None:
+        """Close every base client, async ones included (call it before the event loop ends)."""
+        for base in self._drop_bases(asynchronous=True):
+            await base.close()
+        self.close()
+
+    def _drop_bases(self, *, asynchronous: bool) -> list[Any]:
+        with self._lock:
+            keys = [key for key in self._bases if key[2] is asynchronous]
+            bases = [self._bases.pop(key) for key in keys]
+            self._derived = OrderedDict(
+                (key, value) for key, value in self._derived.items() if key[-1] is not asynchronous
+            )
+        return bases
+
+    def __enter__(self) -> RBAC:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> RBAC:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     # -- limits ------------------------------------------------------------------------------------
 
     def rate_limits(self, principal: Principal | None, *, scope: Scope | None = None) -> list[dict[str, Any]]:

@@ -114,7 +114,9 @@ class FakeClaude:
 
     def start(self) -> FakeClaude:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever, name="FakeClaude", daemon=True)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="FakeClaude", daemon=True
+            )
             self._thread.start()
         return self
 
