@@ -187,10 +187,12 @@ class Auditor:
 
 
 def _metric_attributes(decision: Decision) -> dict[str, AttributeValue]:
-    # Low cardinality only: never a user id.
+    # Low cardinality only: never a user id, and never a model name the policy refused (a caller could
+    # make up millions); the span has the exact name.
+    model = "_other" if decision.reason == "model_not_allowed" else decision.model or ""
     return {
         DECISION: "allow" if decision.allowed else "deny",
         REASON: decision.reason,
         ROLE: decision.role or "",
-        MODEL: decision.model or "",
+        MODEL: model,
     }

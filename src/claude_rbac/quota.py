@@ -128,6 +128,16 @@ def _calendar(period: Literal["day", "month"], now: float) -> tuple[str, float]:
     return today.strftime("%Y-%m"), end.timestamp()
 
 
+def _connections(storage: Any) -> list[Any]:
+    """The client objects a limits Redis storage (or aio bridge) holds: the data one and any sentinels."""
+    if not hasattr(storage, "get_connection"):
+        return []
+    found = [storage.get_connection()]
+    sentinel = getattr(storage, "sentinel", None)
+    found.extend(getattr(sentinel, "sentinels", ()) if sentinel is not None else ())
+    return found
+
+
 class Quota:
     """The counters behind one :class:`~claude_rbac.rbac.RBAC`: a sync storage, and an async one for async clients.
 
@@ -158,6 +168,7 @@ class Quota:
         if self._async_uri and _scheme(self._async_uri).removeprefix("async+").startswith(("redis", "valkey")):
             self._async_options.setdefault("implementation", "redispy")
         self._async_strategies: dict[Strategy, aio_strategies.RateLimiter] | None = None
+        self._async_storage: Any = None
 
     # -- planning ----------------------------------------------------------------------------------
 
@@ -265,6 +276,7 @@ class Quota:
         if self._async_strategies is None:
             assert self._async_uri is not None
             storage = storage_from_string(self._async_uri, **self._async_options)
+            self._async_storage = storage
             self._async_strategies = {
                 "moving": aio_strategies.MovingWindowRateLimiter(storage),
                 "sliding": aio_strategies.SlidingWindowCounterRateLimiter(storage),
@@ -322,6 +334,20 @@ class Quota:
         except Exception as exc:
             raise StorageFailure(type(exc).__name__) from None
         return out
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Disconnect the sync storage's connections (Redis pools); memory has none."""
+        for connection in _connections(self.storage):
+            connection.close()
+
+    async def aclose(self) -> None:
+        """Disconnect the async storage's connections; call it before the event loop ends."""
+        storage, self._async_storage, self._async_strategies = self._async_storage, None, None
+        bridge = getattr(storage, "bridge", None)
+        for connection in _connections(bridge) if bridge is not None else ():
+            await connection.aclose()
 
     # -- errors ------------------------------------------------------------------------------------
 

@@ -285,14 +285,16 @@ class RBAC:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the sync base clients' connection pools (governed clients share them: don't close those)."""
+        """Close the sync base clients and the storage's connections (governed clients share them: close this)."""
         for base in self._drop_bases(asynchronous=False):
             base.close()
+        self.quota.close()
 
     async def aclose(self) -> None:
         """Close every base client, async ones included (call it before the event loop ends)."""
         for base in self._drop_bases(asynchronous=True):
             await base.close()
+        await self.quota.aclose()
         self.close()
 
     def _drop_bases(self, *, asynchronous: bool) -> list[Any]:
