@@ -7,10 +7,13 @@ group, so machine noise hits them alike; ratios against the group's first case (
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 
@@ -93,3 +96,17 @@ def table(results: Sequence[Result], baseline: str | None = None) -> str:
             f"{ratio:.2f}x | {added:+.1f} |"
         )
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def fake_claude_process() -> Iterator[str]:
+    """A FakeClaude in a process of its own (so it does not share the GIL with what is measured); yields its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "claude_rbac.testing", "--no-record"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

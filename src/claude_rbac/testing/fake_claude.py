@@ -306,6 +306,7 @@ def _handler_for(fake: FakeClaude) -> type[BaseHTTPRequestHandler]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes; don't wait for an ACK
     fake: FakeClaude
 
     def log_message(self, format: str, *args: Any) -> None:
