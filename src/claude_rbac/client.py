@@ -199,21 +199,30 @@ class Governor(Middleware):
             if binding.enforced or isinstance(exc, InvalidRequest):
                 raise
             return CallPlan(None, decision), attributes, first
-        if plan.decision.allowed and binding.key.key_id is not None and rbac.key_revoked(binding.key.key_id):
-            decision = Decision(
-                False,
-                "key_revoked",
-                plan.decision.role,
-                plan.decision.model,
-                message="The API key for this workspace has been revoked.",
-            )
-            plan = CallPlan(plan.operation, decision, counts_rpm=False)
+        if plan.decision.allowed and binding.key.key_id is not None:
+            plan = self._check_revocation(plan, binding.key.key_id, first)
         attributes = self._attributes(plan, first)
         if not plan.decision.allowed:
             rbac.auditor.record(plan.decision, attributes)
             if binding.enforced:
                 raise error_for(plan.decision)
         return plan, attributes, first
+
+    def _check_revocation(self, plan: CallPlan, key_id: str, first: bool) -> CallPlan:
+        try:
+            revoked = self._rbac.key_revoked(key_id)
+        except Exception as exc:
+            # A revocation source that cannot answer fails closed, like a storage that cannot.
+            log.error("claude_rbac: the revocation source raised %s; denying", type(exc).__name__)
+            decision = _denied(plan.decision, "backend_unavailable", "Access control is temporarily unavailable.")
+            self._rbac.auditor.record(
+                decision, self._attributes(CallPlan(plan.operation, decision), first), failure=exc
+            )
+            raise BackendUnavailable() from None
+        if not revoked:
+            return plan
+        decision = _denied(plan.decision, "key_revoked", "The API key for this workspace has been revoked.")
+        return CallPlan(plan.operation, decision, counts_rpm=False)
 
     def _attributes(self, plan: CallPlan, first: bool) -> dict[str, AttributeValue]:
         binding = self._binding

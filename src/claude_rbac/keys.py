@@ -34,7 +34,8 @@ __all__ = [
 
 ORG_IDS_HEADER: Final = "anthropic-allowed-org-ids"
 DEFAULT_WORKSPACE: Final = "default"
-KEY_LITERAL: Final = re.compile(r"sk-ant-[A-Za-z0-9]")
+KEY_LITERAL: Final = re.compile(r"sk-ant-[a-z]+[0-9]*-[A-Za-z0-9_-]{16,}")
+"""What an Anthropic key looks like (a fingerprint, ``sk-ant-api03...AbCd#1a2b3c4d``, does not)."""
 RELOAD_CHECK_SECONDS: Final = 1.0
 
 AddProblem = Callable[..., None]

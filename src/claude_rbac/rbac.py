@@ -101,6 +101,7 @@ class RBAC:
         self._tracer_provider = tracer_provider
         self._client_options = dict(client_options or {})
         self._lock = threading.Lock()
+        self._roots: dict[tuple[str | None, bool], anthropic.Anthropic | anthropic.AsyncAnthropic] = {}
         self._bases: dict[tuple[str | None, str | None, bool], anthropic.Anthropic | anthropic.AsyncAnthropic] = {}
         self._derived: OrderedDict[tuple[Any, ...], anthropic.Anthropic | anthropic.AsyncAnthropic] = OrderedDict()
         self._scopes: dict[tuple[Any, ...], Scope] = {}
@@ -159,7 +160,16 @@ class RBAC:
         """
         decision = self.policy.authorize_role(principal, role)
         enforced = self.enforced(principal)
-        attributes = self.auditor.attributes(decision, principal, required_role=role, route=route, enforced=enforced)
+        key = self.keys.get(self._workspace_of(self.policy.role(principal.role) if principal is not None else None))
+        attributes = self.auditor.attributes(
+            decision,
+            principal,
+            required_role=role,
+            route=route,
+            enforced=enforced,
+            key_id=key.key_id,
+            workspace=key.workspace,
+        )
         self.auditor.record(decision, attributes)
         server_span = trace.get_current_span()
         if server_span.is_recording():
@@ -254,23 +264,54 @@ class RBAC:
         return next(iter(self.keys.workspaces))
 
     def _base(self, key: ActiveKey, asynchronous: bool) -> anthropic.Anthropic | anthropic.AsyncAnthropic:
+        """The base client for one key: derived from one constructed client per base URL (one HTTP pool).
+
+        Constructing an anthropic client costs about 18 ms, so a rotated key or another workspace on the
+        same host gets ``with_options(api_key=...)`` of the existing one instead.
+        """
         cache_key = (key.key_id, key.base_url, asynchronous)
         with self._lock:
             base = self._bases.get(cache_key)
+            root = self._roots.get((key.base_url, asynchronous))
         if base is not None:
             return base
-        options: dict[str, Any] = dict(self._client_options)
-        if self.allowed_org_ids:
-            options["default_headers"] = {
-                **options.get("default_headers", {}),
-                ORG_IDS_HEADER: self.allowed_org_ids,
-            }
-        cls = anthropic.AsyncAnthropic if asynchronous else anthropic.Anthropic
-        base = cls(api_key=key.key, base_url=key.base_url, **options)
-        if self._tracer_provider is not None:
-            base = base.with_options(open_telemetry={**base.open_telemetry, "tracer_provider": self._tracer_provider})
+        if root is None:
+            root = self._construct(key, asynchronous)
+            with self._lock:
+                root = self._roots.setdefault((key.base_url, asynchronous), root)
+        base = root if root.api_key == key.key else root.with_options(api_key=key.key)
         with self._lock:
             return self._bases.setdefault(cache_key, base)
+
+    def _construct(self, key: ActiveKey, asynchronous: bool) -> anthropic.Anthropic | anthropic.AsyncAnthropic:
+        options: dict[str, Any] = dict(self._client_options)
+        if self.allowed_org_ids:
+            options["default_headers"] = {**options.get("default_headers", {}), ORG_IDS_HEADER: self.allowed_org_ids}
+        cls = anthropic.AsyncAnthropic if asynchronous else anthropic.Anthropic
+        client = cls(api_key=key.key, base_url=key.base_url, **options)
+        if self._tracer_provider is not None:
+            client = client.with_options(
+                open_telemetry={**client.open_telemetry, "tracer_provider": self._tracer_provider}
+            )
+        return client
+
+    def reload_keys_on_signal(self, signum: int | None = None) -> None:
+        """Reload keys when the process gets ``signum`` (default SIGHUP). Call from the main thread.
+
+        Where the server owns the signal (gunicorn's master uses SIGHUP to reload workers), rely on
+        key-file mtimes or call :meth:`reload_keys` from your own hook instead.
+        """
+        import signal
+
+        chosen = signal.SIGHUP if signum is None else signum
+        previous = signal.getsignal(chosen)
+
+        def handler(received: int, frame: Any) -> None:
+            self.reload_keys()
+            if callable(previous):
+                previous(received, frame)
+
+        signal.signal(chosen, handler)
 
     def reload_keys(self) -> list[str]:
         """Re-read every key source now (rotation); returns the workspaces whose key changed.
@@ -298,13 +339,15 @@ class RBAC:
         self.close()
 
     def _drop_bases(self, *, asynchronous: bool) -> list[Any]:
+        """Forget the clients of one kind; returns the constructed ones, which own the connection pools."""
         with self._lock:
-            keys = [key for key in self._bases if key[2] is asynchronous]
-            bases = [self._bases.pop(key) for key in keys]
+            for key in [key for key in self._bases if key[2] is asynchronous]:
+                del self._bases[key]
+            roots = [self._roots.pop(key) for key in [key for key in self._roots if key[1] is asynchronous]]
             self._derived = OrderedDict(
                 (key, value) for key, value in self._derived.items() if key[-1] is not asynchronous
             )
-        return bases
+        return roots
 
     def __enter__(self) -> RBAC:
         return self
