@@ -33,6 +33,7 @@ from limits.strategies import (
 )
 
 from .errors import RateLimited
+from .settler import Settler
 
 __all__ = ["Bucket", "Quota", "Reservation", "StorageFailure", "async_storage_uri"]
 
@@ -169,6 +170,9 @@ class Quota:
             self._async_options.setdefault("implementation", "redispy")
         self._async_strategies: dict[Strategy, aio_strategies.RateLimiter] | None = None
         self._async_storage: Any = None
+        self._async_round_trip: AsyncRedisRoundTrip | None = None
+        self._round_trip = RedisRoundTrip.for_storage(self.storage)
+        self._settler = Settler(lambda hits: self._hit_all(hits, stop_early=False))
 
     # -- planning ----------------------------------------------------------------------------------
 
@@ -220,38 +224,87 @@ class Quota:
                 plan.append(Bucket("budget", "fixed", _item(period, pool_amount), pool, tokens, ends))
         return tuple(plan)
 
+    # -- hitting ------------------------------------------------------------------------------------
+
+    def _hit_all(self, hits: Sequence[tuple[Bucket, int]], *, stop_early: bool = True) -> list[bool | None]:
+        """Hit each (bucket, cost): one pipeline on Redis, else one strategy call each.
+
+        ``None`` marks a hit not attempted because an earlier one was refused (sequential path only).
+        """
+        try:
+            if self._round_trip is not None:
+                return list(self._round_trip.run(hits))
+            results: list[bool | None] = []
+            for bucket, cost in hits:
+                if stop_early and False in results:
+                    results.append(None)
+                    continue
+                results.append(self._strategies[bucket.strategy].hit(bucket.item, *bucket.identifiers, cost=cost))
+            return results
+        except Exception as exc:
+            raise StorageFailure(type(exc).__name__) from None
+
+    async def _ahit_all(self, hits: Sequence[tuple[Bucket, int]], *, stop_early: bool = True) -> list[bool | None]:
+        try:
+            strategies = self._aio()
+            if self._async_round_trip is not None:
+                return list(await self._async_round_trip.run(hits))
+            results: list[bool | None] = []
+            for bucket, cost in hits:
+                if stop_early and False in results:
+                    results.append(None)
+                    continue
+                results.append(await strategies[bucket.strategy].hit(bucket.item, *bucket.identifiers, cost=cost))
+            return results
+        except Exception as exc:
+            raise StorageFailure(type(exc).__name__) from None
+
+    @staticmethod
+    def _undo(buckets: Sequence[Bucket], results: Sequence[bool | None]) -> list[tuple[Bucket, int]]:
+        """What to give back after a refusal: admitted token buckets, and fixed windows (they count even a refusal).
+
+        An admitted RPM hit stays: a request refused for its tokens was still a request.
+        """
+        return [
+            (bucket, -bucket.cost)
+            for bucket, admitted in zip(buckets, results, strict=True)
+            if bucket.kind != "rpm" and (admitted or (admitted is False and bucket.strategy == "fixed"))
+        ]
+
     # -- sync --------------------------------------------------------------------------------------
 
     def acquire(self, buckets: Sequence[Bucket]) -> Reservation:
-        """Hit every bucket; on the first that is full, give back what was taken and raise ``RateLimited``."""
-        taken: list[Bucket] = []
+        """Hit every bucket in one round trip; if one is full, give back what was taken and raise ``RateLimited``."""
+        results = self._hit_all([(bucket, bucket.cost) for bucket in buckets])
+        refused = next((bucket for bucket, ok in zip(buckets, results, strict=True) if ok is False), None)
+        if refused is None:
+            return Reservation(tuple(buckets), max((b.cost for b in buckets if b.kind != "rpm"), default=0))
+        if undo := self._undo(buckets, results):
+            self._hit_all(undo, stop_early=False)
         try:
-            for bucket in buckets:
-                if not self._strategies[bucket.strategy].hit(bucket.item, *bucket.identifiers, cost=bucket.cost):
-                    self._give_back(taken)
-                    raise self._limited(bucket, self._retry_after(bucket))
-                taken.append(bucket)
-        except (RateLimited, StorageFailure):
-            raise
-        except Exception as exc:
-            raise StorageFailure(type(exc).__name__) from None
-        return Reservation(tuple(taken), max((b.cost for b in taken if b.kind != "rpm"), default=0))
+            retry_after = self._retry_after(refused)
+        except Exception:
+            retry_after = 60.0
+        raise self._limited(refused, retry_after)
 
     def settle(self, reservation: Reservation, used: int) -> None:
-        """Give back what the call reserved but did not use (or charge what it used beyond)."""
-        delta = reservation.reserved - used
-        if not delta:
-            return
-        try:
-            for bucket in reservation.token_buckets:
-                self._strategies[bucket.strategy].hit(bucket.item, *bucket.identifiers, cost=-delta)
-        except Exception as exc:
-            raise StorageFailure(type(exc).__name__) from None
+        """Give back what the call reserved but did not use (or charge what it used beyond).
 
-    def _give_back(self, taken: Sequence[Bucket]) -> None:
-        for bucket in taken:
-            if bucket.kind != "rpm":
-                self._strategies[bucket.strategy].hit(bucket.item, *bucket.identifiers, cost=-bucket.cost)
+        On Redis this is queued to a background thread that batches settlements into pipelines, so
+        the call itself pays one round trip; :meth:`flush` waits for the queue.
+        """
+        delta = reservation.reserved - used
+        hits = [(bucket, -delta) for bucket in reservation.token_buckets]
+        if not delta or not hits:
+            return
+        if self.is_memory:
+            self._hit_all(hits, stop_early=False)
+        else:
+            self._settler.submit(hits)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until queued settlements reached the storage; False if they did not within ``timeout``."""
+        return self._settler.flush(timeout)
 
     def _retry_after(self, bucket: Bucket) -> float:
         if bucket.resets_at is not None:
@@ -277,6 +330,7 @@ class Quota:
             assert self._async_uri is not None
             storage = storage_from_string(self._async_uri, **self._async_options)
             self._async_storage = storage
+            self._async_round_trip = AsyncRedisRoundTrip.for_storage(storage)
             self._async_strategies = {
                 "moving": aio_strategies.MovingWindowRateLimiter(storage),
                 "sliding": aio_strategies.SlidingWindowCounterRateLimiter(storage),
@@ -285,37 +339,24 @@ class Quota:
         return self._async_strategies
 
     async def aacquire(self, buckets: Sequence[Bucket]) -> Reservation:
+        """:meth:`acquire` for async clients: never blocks the event loop (memory is in-process; Redis is aio)."""
         if self.is_memory:
             return self.acquire(buckets)
-        taken: list[Bucket] = []
+        results = await self._ahit_all([(bucket, bucket.cost) for bucket in buckets])
+        refused = next((bucket for bucket, ok in zip(buckets, results, strict=True) if ok is False), None)
+        if refused is None:
+            return Reservation(tuple(buckets), max((b.cost for b in buckets if b.kind != "rpm"), default=0))
+        if undo := self._undo(buckets, results):
+            await self._ahit_all(undo, stop_early=False)
         try:
-            strategies = self._aio()
-            for bucket in buckets:
-                if not await strategies[bucket.strategy].hit(bucket.item, *bucket.identifiers, cost=bucket.cost):
-                    for given in taken:
-                        if given.kind != "rpm":
-                            await strategies[given.strategy].hit(given.item, *given.identifiers, cost=-given.cost)
-                    raise self._limited(bucket, await self._aretry_after(bucket))
-                taken.append(bucket)
-        except (RateLimited, StorageFailure):
-            raise
-        except Exception as exc:
-            raise StorageFailure(type(exc).__name__) from None
-        return Reservation(tuple(taken), max((b.cost for b in taken if b.kind != "rpm"), default=0))
+            retry_after = await self._aretry_after(refused)
+        except Exception:
+            retry_after = 60.0
+        raise self._limited(refused, retry_after)
 
     async def asettle(self, reservation: Reservation, used: int) -> None:
-        if self.is_memory:
-            self.settle(reservation, used)
-            return
-        delta = reservation.reserved - used
-        if not delta:
-            return
-        try:
-            strategies = self._aio()
-            for bucket in reservation.token_buckets:
-                await strategies[bucket.strategy].hit(bucket.item, *bucket.identifiers, cost=-delta)
-        except Exception as exc:
-            raise StorageFailure(type(exc).__name__) from None
+        """Settle without waiting: memory inline, Redis through the background settler."""
+        self.settle(reservation, used)
 
     async def _aretry_after(self, bucket: Bucket) -> float:
         if bucket.resets_at is not None:
@@ -338,13 +379,15 @@ class Quota:
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Disconnect the sync storage's connections (Redis pools); memory has none."""
+        """Settle what is queued, then disconnect the sync storage's connections (Redis pools)."""
+        self._settler.flush(2.0)
         for connection in _connections(self.storage):
             connection.close()
 
     async def aclose(self) -> None:
         """Disconnect the async storage's connections; call it before the event loop ends."""
         storage, self._async_storage, self._async_strategies = self._async_storage, None, None
+        self._async_round_trip = None
         bridge = getattr(storage, "bridge", None)
         for connection in _connections(bridge) if bridge is not None else ():
             await connection.aclose()
@@ -361,3 +404,6 @@ class Quota:
             )
         what = "requests" if bucket.kind == "rpm" else "tokens"
         return RateLimited(f"Too many {what} per minute; retry later.", retry_after=retry_after)
+
+
+from .quota_redis import AsyncRedisRoundTrip, RedisRoundTrip  # noqa: E402  (they build on Bucket, above)

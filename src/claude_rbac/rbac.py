@@ -20,6 +20,7 @@ from opentelemetry import metrics, trace
 from .audit import Auditor, UserIdMode
 from .calls import TokenEstimator
 from .client import Binding, Governor, error_for
+from .deployment import warn_if_memory_in_many_workers
 from .errors import PolicyError, PolicyProblem
 from .keys import ORG_IDS_HEADER, ActiveKey, KeyRing, format_org_ids, is_revoked
 from .policy import Decision, Policy, Principal, Scope
@@ -82,6 +83,7 @@ class RBAC:
         self.mode: Mode = mode or self.policy.settings.get("mode", "enforce")
         self.on_storage_error: OnStorageError = on_storage_error
         self.quota = Quota(storage, key_prefix=key_prefix, storage_options=storage_options, async_storage=async_storage)
+        warn_if_memory_in_many_workers(storage)
         self.auditor = Auditor(
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
@@ -360,6 +362,10 @@ class RBAC:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until queued token settlements reached the storage (they run off the request path on Redis)."""
+        return self.quota.flush(timeout)
 
     # -- limits ------------------------------------------------------------------------------------
 

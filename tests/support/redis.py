@@ -23,6 +23,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 def reachable(url: str) -> bool:
     try:
         return bool(redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5).ping())
@@ -40,6 +55,7 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}"
         self._dir = tempfile.mkdtemp(prefix="claude-rbac-redis-")
         self._process: subprocess.Popen[bytes] | None = None
+        self.extra: list[str] = []
 
     def start(self) -> RedisServer:
         self._process = subprocess.Popen(
@@ -55,6 +71,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 self._dir,
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -124,3 +141,83 @@ def delete_prefix(url: str, prefix: str) -> None:
     keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))
     if keys:
         client.delete(*keys)
+
+
+class RedisCluster:
+    """Three cluster-enabled redis-servers joined into one cluster, on free ports."""
+
+    def __init__(self) -> None:
+        self.nodes = [RedisServer(free_cluster_port()) for _ in range(3)]
+        self.url = "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def __enter__(self) -> RedisCluster:
+        for node in self.nodes:
+            node.extra = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            node.start()
+        subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        first = redis.Redis(port=self.nodes[0].port)
+        deadline = time.monotonic() + 15
+        while first.cluster("info").get("cluster_state") != "ok":
+            if time.monotonic() > deadline:
+                raise RuntimeError("the cluster did not come up")
+            time.sleep(0.1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for node in self.nodes:
+            node.__exit__()
+
+
+class RedisSentinel:
+    """A master redis-server watched by one sentinel: ``redis+sentinel://host:port/mymaster``."""
+
+    def __init__(self) -> None:
+        self.master = RedisServer()
+        self.port = free_port()
+        self.url = f"redis+sentinel://127.0.0.1:{self.port}/mymaster"
+        self._dir = tempfile.mkdtemp(prefix="claude-rbac-sentinel-")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> RedisSentinel:
+        self.master.start()
+        config = os.path.join(self._dir, "sentinel.conf")
+        with open(config, "w") as fh:
+            fh.write(
+                f"port {self.port}\nbind 127.0.0.1\ndir {self._dir}\n"
+                f"sentinel monitor mymaster 127.0.0.1 {self.master.port} 1\n"
+            )
+        self._process = subprocess.Popen(
+            ["redis-server", config, "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        sentinel = redis.Redis(port=self.port, socket_timeout=0.5)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if sentinel.execute_command("SENTINEL", "get-master-addr-by-name", "mymaster"):
+                    break
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the sentinel did not come up")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+        self.master.__exit__()
+        shutil.rmtree(self._dir, ignore_errors=True)
