@@ -74,7 +74,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             print(f"  rule: no pattern of roles.{args.role}.models (with inherited ones) matches {args.model!r}")
             print(f"  patterns: {', '.join(role.models) or '(none)'}")
         elif decision.reason == "max_tokens_exceeded":
-            print(f"  limit: max_tokens {role.max_tokens} (on_excess = \"reject\")")
+            print(f'  limit: max_tokens {role.max_tokens} (on_excess = "reject")')
         return 1
     print(f"allowed: role {args.role!r} may use {args.model!r}")
     for rule in _granting_rules(policy, args.role, args.model):
@@ -86,8 +86,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
         )
     elif role.max_tokens is not None:
         print(f"  limit: max_tokens up to {role.max_tokens}")
-    for name, value in (("rpm", role.rpm), ("tpm", role.tpm), ("budget.day", role.budget.day),
-                        ("budget.month", role.budget.month)):
+    for name, value in (
+        ("rpm", role.rpm),
+        ("tpm", role.tpm),
+        ("budget.day", role.budget.day),
+        ("budget.month", role.budget.month),
+    ):
         if value is not None:
             print(f"  limit: {name} {value}")
     if role.workspace:

@@ -63,8 +63,12 @@ def _table(rows: list[list[str]]) -> str:
 def run_demo(rpm_burst: int = 11) -> int:
     provider, exporter = _exporter()
     with FakeClaude() as fake:
-        rbac = RBAC(Policy.default(), api_key="sk-ant-demo-key-not-a-real-one-0000000000-DEMO", base_url=fake.url,
-                    tracer_provider=provider)
+        rbac = RBAC(
+            Policy.default(),
+            api_key="sk-ant-demo-key-not-a-real-one-0000000000-DEMO",
+            base_url=fake.url,
+            tracer_provider=provider,
+        )
         rows: list[Row] = []
         messages = [{"role": "user", "content": "Say hello."}]
 
@@ -93,8 +97,10 @@ def run_demo(rpm_burst: int = 11) -> int:
         def create(model: str, max_tokens: int) -> Callable[[Any], Any]:
             return lambda c: c.messages.create(model=model, max_tokens=max_tokens, messages=messages)
 
-        vera, uma, paul, ada = (Principal(name, role) for name, role in
-                                (("vera", "viewer"), ("uma", "user"), ("paul", "power"), ("ada", "admin")))
+        vera, uma, paul, ada = (
+            Principal(name, role)
+            for name, role in (("vera", "viewer"), ("uma", "user"), ("paul", "power"), ("ada", "admin"))
+        )
         attempt(None, "haiku, 100 tokens", create("claude-haiku-4-5", 100))
         attempt(vera, "haiku, 100 tokens", create("claude-haiku-4-5", 100))
         attempt(uma, "haiku, 100 tokens", create("claude-haiku-4-5", 100))
