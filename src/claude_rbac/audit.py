@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
-from opentelemetry import metrics, trace
+from opentelemetry import _logs, metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
@@ -60,6 +60,8 @@ class Auditor:
         meter_provider: metrics.MeterProvider | None = None,
         user_id: UserIdMode = "plain",
         user_id_key: bytes | str | None = None,
+        events: bool = False,
+        logger_provider: _logs.LoggerProvider | None = None,
     ) -> None:
         if user_id not in ("plain", "hashed", "off"):
             raise ValueError(f"audit_user_id must be 'plain', 'hashed' or 'off', got {user_id!r}")
@@ -76,6 +78,11 @@ class Auditor:
             TOKENS_METRIC, unit="{token}", description="Tokens used, by role, model and token type."
         )
         self.user_id_mode = user_id
+        self._events = (
+            _logs.get_logger("claude_rbac", __version__, logger_provider=logger_provider)
+            if events or logger_provider is not None
+            else None
+        )
         self._user_key = user_id_key.encode() if isinstance(user_id_key, str) else user_id_key
 
     # -- attributes --------------------------------------------------------------------------------
@@ -144,6 +151,14 @@ class Auditor:
         self.decisions.add(1, _metric_attributes(decision))
         if not decision.allowed:
             self._log_denial(decision, attributes)
+            if self._events is not None:
+                # Span events are being deprecated in favour of log events: one per denial, opt-in.
+                self._events.emit(
+                    event_name=DENIED_EVENT,
+                    severity_number=_logs.SeverityNumber.INFO,
+                    body=decision.message,
+                    attributes=attributes,
+                )
 
     def _log_denial(self, decision: Decision, attributes: Mapping[str, AttributeValue]) -> None:
         if not logger.isEnabledFor(logging.INFO):

@@ -86,15 +86,15 @@ class Governor(Middleware):
     def handle(self, request: APIRequest, call_next: CallNext) -> APIResponse[Any]:
         plan, attributes, first = self._decide(request)
         reservation = None
-        buckets = self._buckets(plan, first)
-        if buckets:
+        recorded = False
+        if buckets := self._buckets(plan, first):
             try:
                 reservation = self._rbac.quota.acquire(buckets)
             except RateLimited as exc:
-                self._limited(plan, attributes, exc)
+                recorded = self._limited(plan, attributes, exc)
             except StorageFailure as exc:
-                self._storage_failed(plan, attributes, exc)
-        admitted = self._admit(plan, request, reservation, attributes, first)
+                attributes = self._storage_failed(plan, attributes, exc)
+        admitted = self._admit(plan, request, reservation, attributes, first and not recorded)
         try:
             response = call_next(admitted.request)
         except BaseException:
@@ -130,15 +130,15 @@ class Governor(Middleware):
     async def handle_async(self, request: APIRequest, call_next: AsyncCallNext) -> AsyncAPIResponse[Any]:
         plan, attributes, first = self._decide(request)
         reservation = None
-        buckets = self._buckets(plan, first)
-        if buckets:
+        recorded = False
+        if buckets := self._buckets(plan, first):
             try:
                 reservation = await self._rbac.quota.aacquire(buckets)
             except RateLimited as exc:
-                self._limited(plan, attributes, exc)
+                recorded = self._limited(plan, attributes, exc)
             except StorageFailure as exc:
-                self._storage_failed(plan, attributes, exc)
-        admitted = self._admit(plan, request, reservation, attributes, first)
+                attributes = self._storage_failed(plan, attributes, exc)
+        admitted = self._admit(plan, request, reservation, attributes, first and not recorded)
         try:
             response = await call_next(admitted.request)
         except BaseException:
@@ -263,15 +263,20 @@ class Governor(Middleware):
             tokens=plan.tokens,
         )
 
-    def _limited(self, plan: CallPlan, attributes: dict[str, AttributeValue], exc: RateLimited) -> None:
+    def _limited(self, plan: CallPlan, attributes: dict[str, AttributeValue], exc: RateLimited) -> bool:
+        """Record the refusal; raise it, or (shadow mode) return True: the decision is recorded, go on."""
         decision = _denied(plan.decision, exc.reason, exc.message)
         attributes = {**attributes, audit.DECISION: "deny", audit.REASON: exc.reason}
         audit.Auditor.annotate(trace.get_current_span(), attributes)
         self._rbac.auditor.record(decision, attributes)
         if self._binding.enforced:
             raise exc
+        return True
 
-    def _storage_failed(self, plan: CallPlan, attributes: dict[str, AttributeValue], exc: StorageFailure) -> None:
+    def _storage_failed(
+        self, plan: CallPlan, attributes: dict[str, AttributeValue], exc: StorageFailure
+    ) -> dict[str, AttributeValue]:
+        """Fail closed (raise ``BackendUnavailable``), or, when allowed by option or shadow mode, go on marked."""
         rbac = self._rbac
         allow = rbac.on_storage_error == "allow" or not self._binding.enforced
         attributes = {**attributes, audit.STORAGE_ERROR: True}
@@ -280,7 +285,7 @@ class Governor(Middleware):
         audit.Auditor.annotate(trace.get_current_span(), attributes)
         if allow:
             log.warning("claude_rbac: limits storage failed (%s); allowing the call (on_storage_error='allow')", exc)
-            return
+            return attributes
         decision = _denied(plan.decision, "backend_unavailable", "Access control is temporarily unavailable.")
         rbac.auditor.record(decision, attributes, failure=exc)
         raise BackendUnavailable() from None

@@ -72,6 +72,8 @@ class RBAC:
         meter_provider: metrics.MeterProvider | None = None,
         audit_user_id: UserIdMode = "plain",
         audit_user_id_key: bytes | str | None = None,
+        audit_events: bool = False,
+        logger_provider: Any = None,
         token_estimator: TokenEstimator | None = None,
         client_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -89,6 +91,8 @@ class RBAC:
             meter_provider=meter_provider,
             user_id=audit_user_id,
             user_id_key=audit_user_id_key,
+            events=audit_events,
+            logger_provider=logger_provider,
         )
         self.token_estimator = token_estimator
         self.keys = KeyRing(
