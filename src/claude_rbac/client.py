@@ -47,6 +47,8 @@ def error_for(decision: Decision) -> RBACError:
     """The exception a denial raises."""
     if decision.reason == "unauthenticated":
         return NotAuthenticated(decision.message or "Sign in to use Claude.")
+    if decision.reason == "backend_unavailable":
+        return BackendUnavailable(decision.message or "Access control is temporarily unavailable.")
     return AccessDenied(decision.message or "Access denied.", reason=decision.reason)
 
 

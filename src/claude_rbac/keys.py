@@ -205,8 +205,9 @@ def compile_key_settings(data: Mapping[str, Any], roles: Mapping[str, Any], add:
     settings["workspaces"] = workspaces
 
     default = data.get("default_workspace")
-    if default is not None and default not in workspaces:
+    if default is not None and (not isinstance(default, str) or default not in workspaces):
         add(f"names unknown workspace {default!r}", field="default_workspace")
+        default = None
     if default is None and len(workspaces) == 1:
         default = next(iter(workspaces))
     settings["default_workspace"] = default

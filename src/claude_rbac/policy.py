@@ -294,6 +294,36 @@ def _min_cap(a: int | None, b: int | None) -> int | None:
     return min(a, b)
 
 
+class UnavailablePolicy(Policy):
+    """What a failed reload leaves in place: the same roles, every decision a 503 ``backend_unavailable``.
+
+    A reload that fails must not leave the previous grants in force (the reload may have been a
+    revocation), so claude_rbac fails closed until a good policy loads.
+    """
+
+    __slots__ = ()
+
+    def _unavailable(self, principal: Principal | None) -> Decision:
+        role = principal.role if principal is not None and isinstance(principal.role, str) else None
+        return _deny("backend_unavailable", "Access control is temporarily unavailable.", role)
+
+    def authorize_role(self, principal: Principal | None, required: str) -> Decision:
+        return self._unavailable(principal)
+
+    def decide(
+        self,
+        principal: Principal | None,
+        *,
+        model: object = _MISSING,
+        max_tokens: object = _MISSING,
+        scope: Scope = UNRESTRICTED,
+    ) -> Decision:
+        return self._unavailable(principal)
+
+    def has_role(self, principal: Principal | None, required: str) -> bool:
+        return False
+
+
 DEFAULT_POLICY: Final[Mapping[str, Any]] = {
     "version": 1,
     "on_excess": "clamp",

@@ -23,7 +23,7 @@ from .client import Binding, Governor, error_for
 from .deployment import warn_if_memory_in_many_workers
 from .errors import PolicyError, PolicyProblem
 from .keys import ORG_IDS_HEADER, ActiveKey, KeyRing, format_org_ids, is_revoked
-from .policy import Decision, Policy, Principal, Scope
+from .policy import Decision, Policy, Principal, Scope, UnavailablePolicy
 from .quota import Quota
 
 __all__ = ["RBAC"]
@@ -78,6 +78,7 @@ class RBAC:
         client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.policy = _load_policy(policy)
+        self._policy_source = policy
         if on_storage_error not in ("deny", "allow"):
             raise ValueError(f"on_storage_error must be 'deny' or 'allow', got {on_storage_error!r}")
         if mode not in (None, "enforce", "shadow"):
@@ -185,6 +186,51 @@ class RBAC:
         if not decision.allowed and enforced:
             raise error_for(decision)
         return decision
+
+    # -- policy reload -----------------------------------------------------------------------------
+
+    def reload_policy(self, source: PolicySource | None = None, *, timeout: float = 5.0) -> Policy:
+        """Load the policy again (from ``source``, or where it first came from) and swap it in atomically.
+
+        Fails closed: if loading raises or takes longer than ``timeout``, every decision is a 503
+        ``backend_unavailable`` until a reload succeeds (the failed reload may have been a
+        revocation), and the error is raised here. Clients derived earlier keep their limits until
+        they are derived again; the cache is cleared on every reload.
+        """
+        chosen = self._policy_source if source is None else source
+        result: list[Policy | BaseException] = []
+
+        def load() -> None:
+            try:
+                result.append(_load_policy(chosen))
+            except BaseException as exc:
+                result.append(exc)
+
+        worker = threading.Thread(target=load, name="claude_rbac-policy-reload", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        with self._lock:
+            self._derived.clear()
+            self._scopes.clear()
+        loaded = result[0] if result else TimeoutError(f"loading the policy took longer than {timeout} s")
+        if isinstance(loaded, Policy):
+            self.policy = loaded
+            self._policy_source = chosen
+            log.info("claude_rbac: policy reloaded (%d roles)", len(loaded.roles))
+            return loaded
+        self.policy = UnavailablePolicy(
+            self.policy.roles,
+            on_excess=self.policy.on_excess,
+            source=self.policy.source,
+            settings=self.policy.settings,
+            raw=self.policy.raw,
+        )
+        log.error(
+            "claude_rbac: policy reload failed (%s); denying every call until a reload succeeds", type(loaded).__name__
+        )
+        if isinstance(loaded, PolicyError):
+            raise loaded
+        raise PolicyError([PolicyProblem(f"policy reload failed: {loaded}", self.policy.source)]) from None
 
     # -- governed clients --------------------------------------------------------------------------
 
