@@ -1,0 +1,54 @@
+"""The README's snippets run as written (against FakeClaude, through the SDK's own environment variables)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from claude_rbac.testing import FakeClaude
+
+README = (Path(__file__).parents[1] / "README.md").read_text()
+
+
+def python_blocks_after(heading: str) -> list[str]:
+    section = README.split(heading, 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_the_thirty_second_example(
+    fake_claude: FakeClaude, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-api03-readme-example-0000000000000000000000000000-READ")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_claude.url)
+    (snippet,) = python_blocks_after("## Thirty seconds, no framework")
+    exec(compile(snippet, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "403 {'type': 'error', 'error': {'type': 'permission_error'" in out
+    assert "model_not_allowed" in out
+    (sent,) = fake_claude.requests  # the opus call never left the process
+    assert sent.json["max_tokens"] == 512
+
+
+def test_the_policy_in_the_readme_loads(tmp_path: Path) -> None:
+    from claude_rbac import Policy
+
+    (toml,) = re.findall(r"```toml\n(.*?)```", README.split("## The policy file", 1)[1].split("\n## ", 1)[0], re.S)
+    path = tmp_path / "rbac.toml"
+    path.write_text(toml)
+    policy = Policy.from_file(path)
+    assert policy.roles["user"].tpm == 50000
+    assert policy.roles["power"].pool_tpm == 400000
+    assert policy.roles["admin"].models == ("claude-sonnet-*", "claude-opus-*", "claude-haiku-*")
+
+
+def test_the_workspace_example_validates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from claude_rbac import Policy
+
+    (toml,) = re.findall(r"```toml\n(.*?)```", README.split("## Keys and workspaces", 1)[1].split("\n## ", 1)[0], re.S)
+    path = tmp_path / "rbac.toml"
+    path.write_text(toml)
+    policy = Policy.from_file(path)
+    assert policy.roles["intern"].workspace == "development"
+    assert policy.settings["default_workspace"] == "production"
