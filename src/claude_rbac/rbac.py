@@ -23,7 +23,7 @@ from .client import Binding, Governor, error_for
 from .deployment import warn_if_memory_in_many_workers
 from .errors import PolicyError, PolicyProblem
 from .keys import ORG_IDS_HEADER, ActiveKey, KeyRing, format_org_ids, is_revoked
-from .policy import Decision, Policy, Principal, Scope, UnavailablePolicy
+from .policy import UNRESTRICTED, Decision, Policy, Principal, Scope, UnavailablePolicy
 from .quota import Quota
 
 __all__ = ["RBAC"]
@@ -126,13 +126,18 @@ class RBAC:
         max_tokens: object = None,
         scope: Scope | None = None,
     ) -> Decision:
-        """What the policy says about one call, without counting it, recording it or sending it."""
-        kwargs: dict[str, object] = {}
-        if model is not None:
-            kwargs["model"] = model
-        if max_tokens is not None:
-            kwargs["max_tokens"] = max_tokens
-        return self.policy.decide(principal, scope=scope or Scope(), **kwargs)
+        """What the policy says about one call, without counting it, recording it or sending it.
+
+        Bad values (a float or string max_tokens, a model that is not a string) raise
+        :class:`~claude_rbac.errors.InvalidRequest`: call it on user input before the SDK sees it.
+        """
+        if model is None:
+            if max_tokens is None:
+                return self.policy.decide(principal, scope=scope or UNRESTRICTED)
+            return self.policy.decide(principal, max_tokens=max_tokens, scope=scope or UNRESTRICTED)
+        if max_tokens is None:
+            return self.policy.decide(principal, model=model, scope=scope or UNRESTRICTED)
+        return self.policy.decide(principal, model=model, max_tokens=max_tokens, scope=scope or UNRESTRICTED)
 
     def has_role(self, principal: Principal | None, role: str) -> bool:
         return self.policy.has_role(principal, role)

@@ -1,0 +1,359 @@
+"""Flask: the ``ClaudeRBAC`` extension, the ``requires_role`` view decorator and ``current_claude()``.
+
+    ClaudeRBAC(app, principal_loader=load_user)      # or ClaudeRBAC(...).init_app(app) in a factory
+
+    @app.post("/chat")
+    @requires_role("user")
+    def chat():
+        return current_claude().messages.create(...).to_dict()
+
+It builds on :mod:`claude_rbac.integrations.wsgi`: the principal and the guard a request passed live
+in the WSGI environ under the same keys, the path rules and :func:`get_claude` are the same, so an
+``RBACMiddleware`` around ``app.wsgi_app`` and this extension compose.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast
+
+from flask import Flask, Response, current_app, has_app_context, request, request_started, session
+from flask.testing import FlaskClient
+from flask.views import View
+from werkzeug.exceptions import HTTPException, InternalServerError, default_exceptions
+from werkzeug.utils import import_string
+
+from ..errors import PolicyError, RBACError
+from ..guard import Guard, PrincipalLoader, error_response, rate_limit_headers
+from ..policy import Policy, Principal
+from ..rbac import RBAC
+from .wsgi import ADMISSION_KEY, PRINCIPAL_KEY, Admission, PathRules, admit, get_claude, load_principal_or_none
+
+if TYPE_CHECKING:
+    import anthropic
+    from flask.typing import ResponseReturnValue
+
+__all__ = [
+    "ClaudeRBAC",
+    "DefaultPrincipalLoader",
+    "RBACTestClient",
+    "current_claude",
+    "current_principal",
+    "current_rbac",
+    "json_error",
+    "requires_role",
+]
+
+EXTENSION_KEY: Final = "claude_rbac"
+_STATE_KEY: Final = "claude_rbac.state"
+_GUARD_ATTR: Final = "__claude_rbac_guard__"
+
+OnDenied = Callable[[RBACError], "ResponseReturnValue"]
+ViewT = TypeVar("ViewT", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultPrincipalLoader:
+    """Flask-Login's ``current_user`` when the app uses Flask-Login, else two keys of the signed session.
+
+    The id is ``current_user.get_id()`` and the role its ``role_attribute``; without Flask-Login they are
+    ``session[session_user_key]`` and ``session[session_role_key]``, which only the app's code can write.
+    """
+
+    role_attribute: str = "role"
+    session_user_key: str = "user_id"
+    session_role_key: str = "role"
+
+    def __call__(self) -> Principal | None:
+        if hasattr(current_app, "login_manager"):
+            from flask_login import current_user  # type: ignore[import-untyped]
+
+            if not current_user.is_authenticated:
+                return None
+            user_id, role = current_user.get_id(), getattr(current_user, self.role_attribute, None)
+        else:
+            user_id, role = session.get(self.session_user_key), session.get(self.session_role_key)
+        if user_id is None or user_id == "":
+            return None
+        return Principal(id=str(user_id), role=role if isinstance(role, str) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class _AppState:
+    """What one app's requests need; kept in ``app.extensions``, never on the extension."""
+
+    rbac: RBAC
+    principal_loader: PrincipalLoader
+    on_denied: OnDenied | Literal["json", "abort"]
+    rules: PathRules
+    rate_limit_headers: str | None
+
+
+class ClaudeRBAC:
+    """The Flask extension. Constructor arguments win over the app's ``CLAUDE_RBAC_*`` config keys.
+
+    * ``rbac``: an :class:`~claude_rbac.RBAC`; without one, ``init_app`` builds one per app from
+      ``CLAUDE_RBAC_POLICY`` (file path, dict or Policy; default: the built-in roles),
+      ``CLAUDE_RBAC_STORAGE`` (default ``memory://``), ``CLAUDE_RBAC_KEY_PREFIX``,
+      ``CLAUDE_RBAC_API_KEY`` or ``CLAUDE_RBAC_API_KEY_ENV`` (default: the SDK's ``ANTHROPIC_API_KEY``),
+      ``CLAUDE_RBAC_BASE_URL`` and ``CLAUDE_RBAC_MODE``.
+    * ``principal_loader()``: returns the signed-in :class:`~claude_rbac.Principal` or ``None``; default
+      :class:`DefaultPrincipalLoader` (``CLAUDE_RBAC_ROLE_ATTRIBUTE``, ``CLAUDE_RBAC_SESSION_USER_KEY``,
+      ``CLAUDE_RBAC_SESSION_ROLE_KEY``).
+    * ``on_denied`` (``CLAUDE_RBAC_ON_DENIED``): ``"json"`` (the Anthropic-shaped error body), ``"abort"``
+      (the app's own ``errorhandler(403)`` pages) or a callable ``(error) -> response``.
+    * ``rules`` (``CLAUDE_RBAC_RULES``): path rules such as ``{"/admin/*": "admin"}``.
+    * ``rate_limit_headers`` (``CLAUDE_RBAC_RATE_LIMIT_HEADERS``): ``"ietf"`` or ``"x"`` on guarded routes.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        rbac: RBAC | None = None,
+        principal_loader: PrincipalLoader | None = None,
+        on_denied: OnDenied | Literal["json", "abort"] | None = None,
+        rules: Mapping[str, str] | None = None,
+        rate_limit_headers: Literal["ietf", "x"] | None = None,
+    ) -> None:
+        self._rbac = rbac
+        self._principal_loader = principal_loader
+        self._on_denied = on_denied
+        self._rules = rules
+        self._rate_limit_headers = rate_limit_headers
+        if app is not None:
+            self.init_app(app)
+
+    @property
+    def rbac(self) -> RBAC:
+        """The RBAC of the current app (inside an app context), else the one given to the constructor."""
+        if has_app_context() and _STATE_KEY in current_app.extensions:
+            return _state().rbac
+        if self._rbac is None:
+            raise RuntimeError("ClaudeRBAC builds its RBAC per app: ask inside an app context")
+        return self._rbac
+
+    def init_app(self, app: Flask) -> None:
+        """Configure ``app``; raises :class:`~claude_rbac.PolicyError` for a guard or rule naming an unknown role."""
+        config = app.config
+        rbac = self._rbac or _rbac_from_config(config)
+        loader = self._principal_loader or DefaultPrincipalLoader(
+            role_attribute=config.get("CLAUDE_RBAC_ROLE_ATTRIBUTE", "role"),
+            session_user_key=config.get("CLAUDE_RBAC_SESSION_USER_KEY", "user_id"),
+            session_role_key=config.get("CLAUDE_RBAC_SESSION_ROLE_KEY", "role"),
+        )
+        state = _AppState(
+            rbac=rbac,
+            principal_loader=loader,
+            on_denied=_on_denied(self._on_denied or config.get("CLAUDE_RBAC_ON_DENIED", "json")),
+            rules=PathRules(self._rules if self._rules is not None else config.get("CLAUDE_RBAC_RULES")),
+            rate_limit_headers=self._rate_limit_headers or config.get("CLAUDE_RBAC_RATE_LIMIT_HEADERS"),
+        )
+        if state.rate_limit_headers not in (None, "ietf", "x"):
+            raise ValueError(f"CLAUDE_RBAC_RATE_LIMIT_HEADERS must be 'ietf' or 'x', got {state.rate_limit_headers!r}")
+        state.rules.validate(rbac)
+        _validate_views(app, rbac)
+        first_time = _STATE_KEY not in app.extensions
+        app.extensions[EXTENSION_KEY] = self
+        app.extensions[_STATE_KEY] = state
+        if not first_time:
+            return
+        # Routes added after init_app are checked on the first request; Flask refuses new routes after it.
+        request_started.connect(_validate_on_first_request, sender=app)
+        if state.rules:
+            app.before_request(_enforce_rules)
+        if state.rate_limit_headers:
+            app.after_request(_add_rate_limit_headers)
+        if RBACError not in app.error_handler_spec[None][None]:
+            # An errorhandler(RBACError) the app registered, before or after this, wins over ours.
+            app.register_error_handler(RBACError, _handle_error)
+
+
+def _rbac_from_config(config: Mapping[str, Any]) -> RBAC:
+    api_key = config.get("CLAUDE_RBAC_API_KEY")
+    key_env = config.get("CLAUDE_RBAC_API_KEY_ENV")
+    if api_key is None and key_env:
+        api_key = os.environ.get(key_env)
+        if not api_key:
+            raise PolicyError(f"CLAUDE_RBAC_API_KEY_ENV names {key_env!r}, which is not set")
+    return RBAC(
+        config.get("CLAUDE_RBAC_POLICY") or Policy.default(),
+        storage=config.get("CLAUDE_RBAC_STORAGE") or "memory://",
+        key_prefix=config.get("CLAUDE_RBAC_KEY_PREFIX") or "claude_rbac",
+        api_key=api_key,
+        base_url=config.get("CLAUDE_RBAC_BASE_URL"),
+        mode=config.get("CLAUDE_RBAC_MODE"),
+    )
+
+
+def _on_denied(value: object) -> OnDenied | Literal["json", "abort"]:
+    if value in ("json", "abort"):
+        return value
+    if isinstance(value, str):
+        value = import_string(value)  # "package.module:function", e.g. from the environment
+    if not callable(value):
+        raise ValueError(f"CLAUDE_RBAC_ON_DENIED must be 'json', 'abort' or a callable, got {value!r}")
+    return cast(OnDenied, value)
+
+
+def _state() -> _AppState:
+    try:
+        return cast(_AppState, current_app.extensions[_STATE_KEY])
+    except KeyError:
+        raise RuntimeError("ClaudeRBAC is not set up on this app: call ClaudeRBAC(app) or init_app(app)") from None
+
+
+def _guards_of(view: Callable[..., Any]) -> list[Guard]:
+    guards = [getattr(view, _GUARD_ATTR)] if hasattr(view, _GUARD_ATTR) else []
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:  # method-level guards of a MethodView
+        for method in getattr(view_class, "methods", None) or ():
+            handler = getattr(view_class, method.lower(), None)
+            if handler is not None and hasattr(handler, _GUARD_ATTR):
+                guards.append(getattr(handler, _GUARD_ATTR))
+    return guards
+
+
+def _validate_views(app: Flask, rbac: RBAC) -> None:
+    for view in app.view_functions.values():
+        for guard in _guards_of(view):
+            guard.validate(rbac)
+
+
+# -- per request ------------------------------------------------------------------------------------
+
+
+def _principal(state: _AppState, environ: dict[str, Any]) -> Principal | None:
+    if PRINCIPAL_KEY in environ:  # loaded already, or put there by RBACMiddleware / RBACTestClient
+        value = environ[PRINCIPAL_KEY]
+        return value if isinstance(value, Principal) else None
+    principal = load_principal_or_none(state.principal_loader)
+    environ[PRINCIPAL_KEY] = principal
+    return principal
+
+
+def _validate_on_first_request(app: Flask, **_: object) -> None:
+    _validate_views(app, app.extensions[_STATE_KEY].rbac)  # a PolicyError fails the request, and the next
+    request_started.disconnect(_validate_on_first_request, sender=app)
+
+
+def _enforce_rules() -> None:
+    state = _state()
+    environ = request.environ
+    matching = list(state.rules.matching(request.path))
+    if matching:
+        principal = _principal(state, environ)
+        for pattern, guard in matching:
+            admit(environ, state.rbac, guard, principal, pattern)
+
+
+def _add_rate_limit_headers(response: Response) -> Response:
+    admission = request.environ.get(ADMISSION_KEY)
+    style = _state().rate_limit_headers
+    if isinstance(admission, Admission) and style:
+        scope = admission.guard.scope(admission.rbac)
+        for name, value in rate_limit_headers(admission.rbac, admission.principal, scope, style):
+            response.headers.setdefault(name, value)
+    return response
+
+
+def json_error(error: RBACError) -> Response:
+    """The Anthropic-shaped JSON error response (``Retry-After`` on a 429), e.g. for an ``on_denied`` fallback."""
+    status, headers, body = error_response(error)
+    return current_app.response_class(body, status=status, headers=headers)
+
+
+def _handle_error(error: RBACError) -> ResponseReturnValue:
+    if isinstance(error, PolicyError):
+        raise error  # a misconfiguration: let Flask log it and answer 500
+    on_denied = _state().on_denied
+    if on_denied == "json":
+        return json_error(error)
+    if on_denied == "abort":
+        exception_class = default_exceptions.get(error.status_code, InternalServerError)
+        exception: HTTPException = exception_class(description=error.message)
+        response = current_app.make_response(current_app.handle_http_exception(exception))
+        for name, value in error.headers.items():
+            response.headers.setdefault(name, value)
+        return response
+    return on_denied(error)
+
+
+# -- public helpers ---------------------------------------------------------------------------------
+
+
+def requires_role(
+    role: str,
+    *,
+    models: str | list[str] | tuple[str, ...] | None = None,
+    max_tokens: int | None = None,
+    rpm: int | None = None,
+) -> Callable[[ViewT], ViewT]:
+    """Guard a view: 401 when nobody is signed in, 403 below ``role`` (``"user"`` admits power and admin).
+
+    ``models``, ``max_tokens`` and ``rpm`` narrow what :func:`current_claude` allows on this route; they
+    never widen the role. Works on sync and async views, blueprint routes, ``View``/``MethodView``
+    classes (decorate the class, or list it in ``decorators``) and their methods; the innermost guard's
+    scope is the one the client gets.
+    """
+    guard = Guard.declare(role, models=models, max_tokens=max_tokens, rpm=rpm)
+
+    def decorator(view: ViewT) -> ViewT:
+        if isinstance(view, type):
+            if not issubclass(view, View):
+                raise TypeError(f"requires_role() decorates views and View classes, not {view.__name__}")
+            view.decorators = [*view.decorators, decorator]
+            return cast(ViewT, view)
+        if hasattr(view, _GUARD_ATTR):
+            raise TypeError(f"{view.__qualname__} already has a requires_role(); give it one, with the role it needs")
+        is_async = inspect.iscoroutinefunction(view)
+
+        @functools.wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            state = _state()
+            environ = request.environ
+            rule = request.url_rule
+            admit(environ, state.rbac, guard, _principal(state, environ), rule.rule if rule else request.path)
+            if is_async:
+                return current_app.ensure_sync(view)(*args, **kwargs)
+            return view(*args, **kwargs)
+
+        setattr(guarded, _GUARD_ATTR, guard)
+        return cast(ViewT, guarded)
+
+    return decorator
+
+
+def current_claude() -> anthropic.Anthropic:
+    """The governed client for this request and this route's scope, built on first use.
+
+    Raises ``RuntimeError`` outside a guarded route, so no route reaches Claude unguarded. In an async
+    view use it too: Flask runs each async view in an event loop of its own.
+    """
+    return get_claude(request.environ)
+
+
+def current_principal() -> Principal | None:
+    """The signed-in principal of this request (loaded once), or ``None``; on any route, guarded or not."""
+    return _principal(_state(), request.environ)
+
+
+def current_rbac() -> RBAC:
+    """The :class:`~claude_rbac.RBAC` serving the current app."""
+    return _state().rbac
+
+
+class RBACTestClient(FlaskClient):
+    """A test client signed in as ``principal``: ``app.test_client_class = RBACTestClient``, then
+    ``app.test_client(principal=Principal("uma", "user"))``. Like Flask-Login's ``FlaskLoginClient``.
+    """
+
+    def __init__(self, *args: Any, principal: Principal | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if principal is not None:
+            environ_base: dict[str, Any] = self.environ_base
+            environ_base[PRINCIPAL_KEY] = principal

@@ -1,0 +1,186 @@
+"""Any WSGI app: load the principal once per request, keep it in the environ, and deny by path early.
+
+    app = RBACMiddleware(app, rbac=rbac, principal_loader=load_user, rules={"/admin/*": "admin"})
+
+``principal_loader(environ)`` reads the app's own trusted identity (a server-side session, a verified
+token) and returns a :class:`~claude_rbac.Principal` or ``None``; never a role a client sent. A request
+that a rule admits can ask for its governed client with :func:`get_claude`.
+
+The Flask extension builds on this module: the environ keys, :class:`PathRules`, :func:`admit` and
+:func:`get_claude` are the same there, so the two compose.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+from ..errors import NotAuthenticated, RBACError
+from ..guard import Guard, PrincipalLoader, error_response, load_principal
+from ..policy import Decision, Principal
+from ..rbac import RBAC
+
+if TYPE_CHECKING:
+    import anthropic
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = [
+    "ADMISSION_KEY",
+    "PRINCIPAL_KEY",
+    "Admission",
+    "PathRules",
+    "RBACMiddleware",
+    "admit",
+    "get_claude",
+    "get_principal",
+    "load_principal_or_none",
+    "normalize_path",
+]
+
+PRINCIPAL_KEY: Final = "claude_rbac.principal"
+"""The environ key of the request's :class:`~claude_rbac.Principal` (``None`` when nobody is signed in)."""
+ADMISSION_KEY: Final = "claude_rbac.admission"
+"""The environ key of the :class:`Admission` of the last guard the request passed."""
+
+
+class Admission(NamedTuple):
+    """A guard this request passed: everything :func:`get_claude` needs to build the governed client.
+
+    A named tuple, not a frozen dataclass: one is built per guarded request, and it costs half as much.
+    """
+
+    rbac: RBAC
+    guard: Guard
+    principal: Principal | None
+    route: str
+
+
+def load_principal_or_none(loader: PrincipalLoader, *args: object) -> Principal | None:
+    """The loader's principal. A loader that raises or returns a non-Principal counts as nobody signed in.
+
+    :func:`~claude_rbac.guard.load_principal` has logged it at ERROR; every guard then answers 401.
+    """
+    try:
+        return load_principal(loader, *args)
+    except NotAuthenticated:
+        return None
+
+
+def get_principal(environ: WSGIEnvironment) -> Principal | None:
+    value = environ.get(PRINCIPAL_KEY)
+    return value if isinstance(value, Principal) else None
+
+
+def admit(environ: WSGIEnvironment, rbac: RBAC, guard: Guard, principal: Principal | None, route: str) -> Decision:
+    """Run ``guard`` (one ``claude_rbac.authorize`` span) and remember the admission; raises on a denial."""
+    decision = guard.check(rbac, principal, route)
+    environ[ADMISSION_KEY] = Admission(rbac, guard, principal, route)
+    return decision
+
+
+def get_claude(environ: WSGIEnvironment) -> anthropic.Anthropic:
+    """The governed client of this request, scoped by the guard it passed. Raises when no guard admitted it."""
+    admission = environ.get(ADMISSION_KEY)
+    if not isinstance(admission, Admission):
+        raise RuntimeError(
+            "No claude_rbac guard admitted this request: guard the route with requires_role(...) "
+            "(or an RBACMiddleware rule) before asking for its Claude client."
+        )
+    rbac = admission.rbac
+    return rbac.client(admission.principal, scope=admission.guard.scope(rbac), route=admission.route)
+
+
+def normalize_path(path: str) -> str:
+    """The path a router ends up serving: repeated slashes and ``.``/``..`` segments resolved, no trailing slash.
+
+    Rules match this form, so ``//admin``, ``/x/../admin`` and ``/admin/.`` cannot slip past ``/admin/*``.
+    """
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment not in ("", "."):
+            segments.append(segment)
+    return "/" + "/".join(segments)
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    if not isinstance(pattern, str) or not pattern.startswith("/"):
+        raise ValueError(f"a path rule must start with '/', got {pattern!r}")
+    covers_prefix = pattern.endswith("/*")
+    base = normalize_path(pattern[:-2] if covers_prefix else pattern)
+    regex = ".*".join(re.escape(part) for part in base.split("*"))
+    if covers_prefix:
+        regex = regex.rstrip("/") + "(?:/.*)?"
+    return re.compile(regex + r"\Z", re.DOTALL)
+
+
+class PathRules:
+    """``{"/admin/*": "admin"}``: every rule whose pattern matches the request path must pass.
+
+    ``*`` matches any run of characters, slashes included, and ``/admin/*`` also covers ``/admin``.
+    All matching rules apply (not the first one), so their order never opens a hole.
+    """
+
+    def __init__(self, rules: Mapping[str, str] | None = None) -> None:
+        self._rules = tuple(
+            (pattern, _compile(pattern), Guard.declare(role)) for pattern, role in (rules or {}).items()
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self._rules)
+
+    @property
+    def guards(self) -> Iterable[Guard]:
+        return (guard for _, _, guard in self._rules)
+
+    def validate(self, rbac: RBAC) -> None:
+        """Raise :class:`~claude_rbac.PolicyError` at startup when a rule names a role the policy lacks."""
+        for guard in self.guards:
+            guard.validate(rbac)
+
+    def matching(self, path: str) -> Iterator[tuple[str, Guard]]:
+        normalized = normalize_path(path)
+        for pattern, regex, guard in self._rules:
+            if regex.match(normalized):
+                yield pattern, guard
+
+
+def _send_error(error: RBACError, start_response: StartResponse) -> list[bytes]:
+    status, headers, body = error_response(error)
+    start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+    return [body]
+
+
+class RBACMiddleware:
+    """Loads the principal once per request into ``environ[PRINCIPAL_KEY]`` and enforces ``rules`` before the app.
+
+    A denial never reaches the app: it gets the Anthropic-shaped JSON error (401 or 403) right here.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        rbac: RBAC,
+        principal_loader: PrincipalLoader,
+        rules: Mapping[str, str] | None = None,
+    ) -> None:
+        self.app = app
+        self.rbac = rbac
+        self.principal_loader = principal_loader
+        self.rules = PathRules(rules)
+        self.rules.validate(rbac)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        principal = load_principal_or_none(self.principal_loader, environ)
+        environ[PRINCIPAL_KEY] = principal
+        try:
+            for pattern, guard in self.rules.matching(environ.get("PATH_INFO", "")):
+                admit(environ, self.rbac, guard, principal, pattern)
+        except RBACError as error:
+            return _send_error(error, start_response)
+        return self.app(environ, start_response)
