@@ -1,0 +1,211 @@
+"""The Django example, started with its one command (``python -m examples.django_app``) against a FakeClaude.
+
+It runs in a process of its own, so its settings never meet the Django settings of other tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from claude_rbac.testing import FakeClaude
+from examples.common import DEMO_USERS
+
+ROOT = Path(__file__).resolve().parents[3]
+HAIKU, SONNET, OPUS = "claude-haiku-4-5", "claude-sonnet-4-6", "claude-opus-4-7"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def example_env(fake: FakeClaude) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("ANTHROPIC_", "CLAUDE_RBAC_"))}
+    env.update(
+        ANTHROPIC_BASE_URL=fake.url,
+        CLAUDE_RBAC_KEY_PREFIX=f"claude_rbac_example_{uuid.uuid4().hex[:8]}",
+        PYTHONPATH=str(ROOT),
+        WEB_CONCURRENCY="1",
+    )
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeClaude]:
+    with FakeClaude() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def server(fake: FakeClaude) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "examples.django_app", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=ROOT,
+        env=example_env(fake),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else "exited"
+            assert time.monotonic() < deadline, "the example did not start within 20 s"
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+@pytest.fixture
+def http(server: str, fake: FakeClaude) -> Iterator[httpx.Client]:
+    fake.reset()
+    with httpx.Client(base_url=server, timeout=10) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def signed_in(server: str, username: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=10) as client:
+        response = client.post("/login", json={"username": username})
+        assert response.json() == {"user": username, "role": DEMO_USERS[username]}
+        yield client
+
+
+def test_home_page_and_anonymous_access(http: httpx.Client, fake: FakeClaude) -> None:
+    page = http.get("/")
+    assert page.status_code == 200
+    assert '<form id="login">' in page.text
+    assert http.get("/api/me").json() == {"user": None, "role": None, "rate_limits": []}
+    chat = http.post("/api/chat", json={"prompt": "hi"})
+    assert chat.status_code == 401
+    assert chat.json()["error"] == {
+        "type": "authentication_error",
+        "message": "Sign in to use this page.",
+        "error_code": "unauthenticated",
+    }
+    assert http.get("/admin").status_code == 401
+    assert http.post("/login", json={"username": "mallory"}).status_code == 401
+    assert fake.count() == 0
+
+
+def test_user_chats_within_the_role(server: str, fake: FakeClaude) -> None:
+    fake.reset()
+    with signed_in(server, "uma") as uma:
+        me = uma.get("/api/me").json()
+        assert (me["user"], me["role"]) == ("uma", "user")
+        assert me["rate_limits"][0]["kind"] == "rpm"
+        assert me["rate_limits"][0]["limit"] == 10
+        answer = uma.post("/api/chat", json={"prompt": "Say hello", "max_tokens": 5000})
+        assert answer.status_code == 200
+        assert answer.json()["model"] == HAIKU
+        assert answer.json()["text"].startswith("Hello from FakeClaude")
+        assert set(answer.json()["usage"]) == {"input_tokens", "output_tokens"}
+        denied = uma.post("/api/chat", json={"prompt": "hi", "model": OPUS})
+        assert (denied.status_code, denied.json()["error"]["error_code"]) == (403, "model_not_allowed")
+        assert uma.post("/api/long", json={"prompt": "hi"}).status_code == 403
+        assert uma.get("/admin").status_code == 403
+        assert uma.post("/api/chat", json={}).json()["error"]["type"] == "invalid_request_error"
+    (sent,) = fake.calls()
+    assert sent.json["messages"] == [{"role": "user", "content": "Say hello"}]
+    assert sent.json["max_tokens"] == 512  # clamped to the user role's cap
+
+
+def test_viewer_may_not_call_claude(server: str, fake: FakeClaude) -> None:
+    fake.reset()
+    with signed_in(server, "vera") as vera:
+        response = vera.post("/api/chat", json={"prompt": "hi"})
+        assert (response.status_code, response.json()["error"]["error_code"]) == (403, "role_insufficient")
+        forged = vera.get("/admin", params={"role": "admin"}, headers={"X-Role": "admin", "X-User": "ada"})
+        assert forged.status_code == 403
+        vera.cookies.set("role", "admin")
+        vera.cookies.set("username", "ada")
+        assert vera.get("/api/me").json()["role"] == "viewer"
+    assert fake.count() == 0
+
+
+def test_power_user_gets_the_long_route_with_opus_only(server: str, fake: FakeClaude) -> None:
+    fake.reset()
+    with signed_in(server, "paul") as paul:
+        answer = paul.post("/api/long", json={"prompt": "Explain"})
+        assert (answer.status_code, answer.json()["model"]) == (200, OPUS)
+        narrowed = paul.post("/api/long", json={"prompt": "Explain", "model": SONNET})
+        assert (narrowed.status_code, narrowed.json()["error"]["error_code"]) == (403, "model_not_allowed")
+    assert [call.json["model"] for call in fake.calls()] == [OPUS]
+
+
+def test_admin_page_for_admins(server: str) -> None:
+    with signed_in(server, "ada") as ada:
+        page = ada.get("/admin")
+        assert page.status_code == 200
+        assert "<td>admin</td>" in page.text
+        assert ada.post("/logout").json() == {"ok": True}
+        assert ada.get("/admin").status_code == 401
+
+
+def test_stream_relays_claude_events(server: str, fake: FakeClaude) -> None:
+    fake.reset()
+    with signed_in(server, "uma") as uma:
+        response = uma.get("/api/chat/stream", params={"prompt": "Stream please"})
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [line.removeprefix("event: ") for line in response.text.splitlines() if line.startswith("event: ")]
+        assert events[0] == "message_start"
+        assert events[-1] == "message_stop"
+        assert "content_block_delta" in events
+        denied = uma.get("/api/chat/stream", params={"prompt": "hi", "model": SONNET})
+        assert (denied.status_code, denied.headers["content-type"]) == (403, "application/json")
+    (sent,) = fake.calls()
+    assert sent.json["stream"] is True
+
+
+def test_rpm_limit_is_a_429(server: str, fake: FakeClaude) -> None:
+    fake.reset()
+    with signed_in(server, "uma") as uma:
+        statuses = [uma.post("/api/chat", json={"prompt": "hi"}).status_code for _ in range(11)]
+        limited = uma.post("/api/chat", json={"prompt": "hi"})
+    assert statuses.count(200) <= 10  # the other tests' calls count against the same minute
+    assert statuses[-1] == 429
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) >= 1
+    assert fake.count() == statuses.count(200)
+
+
+def test_manage_py_check_passes(fake: FakeClaude) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "examples.django_app", "check"],
+        cwd=ROOT,
+        env=example_env(fake),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout

@@ -1,0 +1,135 @@
+"""The example's views: the shared JSON API of the example apps, and two HTML pages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils.html import escape
+from django.views import View
+from django.views.decorators.http import require_GET, require_POST
+
+from claude_rbac import InvalidRequest, NotAuthenticated, Principal
+from claude_rbac.integrations.django import RoleRequiredMixin, get_rbac, requires_role
+from examples.common import DEMO_USERS, role_of
+
+from .pages import ADMIN_PAGE, INDEX_PAGE
+
+DEFAULT_MODEL = "claude-haiku-4-5"
+LONG_MODEL = "claude-opus-4-7"
+
+
+def principal_from_session(request: HttpRequest) -> Principal | None:
+    """``CLAUDE_RBAC["PRINCIPAL_RESOLVER"]``: the session holds the username; the role comes from the server."""
+    username = request.session.get("username")
+    role = role_of(username)
+    return Principal(id=username, role=role) if role is not None else None
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        return dict(request.POST.items())
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        raise InvalidRequest("The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    return body
+
+
+def _message_args(body: dict[str, Any], model: str, max_tokens: int) -> dict[str, Any]:
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidRequest("prompt is required.")
+    return {
+        "model": body.get("model") or model,
+        "max_tokens": body.get("max_tokens") or max_tokens,
+        "messages": [{"role": "user", "content": prompt}],
+    }
+
+
+def _answer(message: Any) -> JsonResponse:
+    text = "".join(block.text for block in message.content if block.type == "text")
+    usage = {"input_tokens": message.usage.input_tokens, "output_tokens": message.usage.output_tokens}
+    return JsonResponse({"text": text, "model": message.model, "usage": usage})
+
+
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    users = ", ".join(f"{escape(user)} ({escape(role)})" for user, role in DEMO_USERS.items())
+    return HttpResponse(INDEX_PAGE.replace("{{users}}", users))
+
+
+@require_POST
+def login(request: HttpRequest) -> JsonResponse:
+    username = _json_body(request).get("username")
+    role = role_of(username)
+    if role is None:
+        raise NotAuthenticated("Unknown user.")
+    request.session.cycle_key()
+    request.session["username"] = username
+    return JsonResponse({"user": username, "role": role})
+
+
+@require_POST
+def logout(request: HttpRequest) -> JsonResponse:
+    request.session.flush()
+    return JsonResponse({"ok": True})
+
+
+@require_GET
+def me(request: HttpRequest) -> JsonResponse:
+    principal = request.principal
+    if principal is None:
+        return JsonResponse({"user": None, "role": None, "rate_limits": []})
+    limits = get_rbac().rate_limits(principal)
+    return JsonResponse({"user": principal.id, "role": principal.role, "rate_limits": limits})
+
+
+@require_POST
+@requires_role("user")
+def chat(request: HttpRequest) -> JsonResponse:
+    claude = request.claude
+    return _answer(claude.messages.create(**_message_args(_json_body(request), DEFAULT_MODEL, 256)))
+
+
+@require_GET
+@requires_role("user")
+def chat_stream(request: HttpRequest) -> StreamingHttpResponse:
+    """Relays Claude's SSE events as they come. A denial raises here, before the stream starts, so it is JSON."""
+    query = {"prompt": request.GET.get("prompt"), "model": request.GET.get("model")}
+    claude = request.claude
+    stream = claude.messages.create(stream=True, **_message_args(query, DEFAULT_MODEL, 256))
+
+    def relay() -> Iterator[str]:
+        with stream:
+            for event in stream:
+                yield f"event: {event.type}\ndata: {event.to_json(indent=None)}\n\n"
+
+    response = StreamingHttpResponse(relay(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+@require_POST
+@requires_role("power", models=["claude-opus-*"])
+def long_answer(request: HttpRequest) -> JsonResponse:
+    claude = request.claude
+    return _answer(claude.messages.create(**_message_args(_json_body(request), LONG_MODEL, 2048)))
+
+
+class AdminPage(RoleRequiredMixin, View):
+    required_role = "admin"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        policy = get_rbac().policy
+        rows = "".join(
+            f"<tr><td>{escape(role.name)}</td><td>{escape(', '.join(role.models)) or '-'}</td>"
+            f"<td>{role.max_tokens or '-'}</td><td>{role.rpm or '-'}</td></tr>"
+            for role in policy.roles.values()
+        )
+        return HttpResponse(ADMIN_PAGE.replace("{{rows}}", rows))

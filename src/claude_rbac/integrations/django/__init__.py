@@ -1,0 +1,22 @@
+"""Django integration: ``settings.CLAUDE_RBAC``, ``RBACMiddleware``, ``requires_role``, ``RoleRequiredMixin``.
+
+    INSTALLED_APPS += ["claude_rbac.integrations.django"]          # system checks claude_rbac.E001...
+    MIDDLEWARE += ["claude_rbac.integrations.django.RBACMiddleware"]  # after AuthenticationMiddleware
+
+See docs/django.md.
+"""
+
+from .guards import RoleRequiredMixin, requires_role
+from .middleware import RBACMiddleware
+from .resolvers import aprincipal_from_user, most_privileged, principal_from_user
+from .runtime import get_rbac
+
+__all__ = [
+    "RBACMiddleware",
+    "RoleRequiredMixin",
+    "aprincipal_from_user",
+    "get_rbac",
+    "most_privileged",
+    "principal_from_user",
+    "requires_role",
+]

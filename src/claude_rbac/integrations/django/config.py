@@ -1,0 +1,210 @@
+"""Reading and validating the ``CLAUDE_RBAC`` setting.
+
+Problems come back as Django check messages (``claude_rbac.E001``-``E003``), so ``manage.py check`` and
+the app's startup report the same thing. Messages name keys and types, never values (a value may be a secret).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction
+from django.core import checks  # type: ignore[import-untyped]
+from django.utils.module_loading import import_string  # type: ignore[import-untyped]
+
+from ...errors import PolicyError
+from ...keys import KEY_LITERAL, KeySource
+from ...policy import Policy
+from ...rbac import RBAC
+
+__all__ = ["SETTING", "ApiKeySource", "Config", "describe", "read_api_key", "read_config"]
+
+SETTING = "CLAUDE_RBAC"
+KEYS = (
+    "POLICY",
+    "STORAGE",
+    "STORAGE_OPTIONS",
+    "KEY_PREFIX",
+    "PRINCIPAL_RESOLVER",
+    "ROLES_FROM_GROUPS",
+    "SUPERUSER_ROLE",
+    "API_KEY",
+    "BASE_URL",
+    "OPTIONS",
+)
+_SET_HERE = frozenset({"policy", "storage", "storage_options", "key_prefix", "api_key", "base_url"})
+OPTION_NAMES = frozenset(inspect.signature(RBAC).parameters) - _SET_HERE
+"""What ``OPTIONS`` may hold: the other keyword arguments of :class:`~claude_rbac.RBAC`."""
+
+ApiKeySource = KeySource | Callable[[], str]
+Resolver = Callable[[Any], Any]
+DEFAULT_API_KEY = KeySource(env="ANTHROPIC_API_KEY")
+
+
+@dataclass(frozen=True)
+class Config:
+    policy: Policy
+    storage: str = "memory://"
+    storage_options: Mapping[str, Any] | None = None
+    key_prefix: str = "claude_rbac"
+    resolver: Resolver | None = None
+    """``None``: the built-in resolver of ``request.user``."""
+    resolver_is_async: bool = False
+    roles_from_groups: bool = True
+    superuser_role: str | None = None
+    api_key: ApiKeySource = DEFAULT_API_KEY
+    base_url: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _error(message: str, hint: str | None = None) -> Any:
+    return checks.Error(message, hint=hint, id="claude_rbac.E001")
+
+
+def _name(key: str) -> str:
+    return f"settings.{SETTING}[{key!r}]"
+
+
+def _policy(value: object, problems: list[Any]) -> Policy | None:
+    try:
+        if value is None:
+            return Policy.default()
+        if isinstance(value, Policy):
+            return value
+        if isinstance(value, Mapping):
+            return Policy.from_dict(value, source=_name("POLICY"))
+        if isinstance(value, (str, os.PathLike)):
+            return Policy.from_file(value)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            problems.append(
+                checks.Error(f"The claude_rbac policy does not load: {problem}", hint=None, id="claude_rbac.E002")
+            )
+        return None
+    problems.append(_error(f"{_name('POLICY')} must be a file path or a dict, got {type(value).__name__}."))
+    return None
+
+
+def _callable(key: str, value: object, problems: list[Any]) -> Callable[..., Any] | None:
+    if isinstance(value, str):
+        try:
+            value = import_string(value)
+        except ImportError as exc:
+            problems.append(_error(f"{_name(key)} cannot be imported: {exc}", "Give the dotted path of a function."))
+            return None
+    if not callable(value):
+        problems.append(_error(f"{_name(key)} must be a dotted path to a function, got {type(value).__name__}."))
+        return None
+    return value
+
+
+def _api_key(value: object, problems: list[Any]) -> ApiKeySource | None:
+    if isinstance(value, str) and KEY_LITERAL.search(value):
+        problems.append(
+            _error(
+                f"{_name('API_KEY')} looks like an API key; never put a key in settings.",
+                'Use {"env": "ANTHROPIC_API_KEY"}, {"file": "/run/secrets/anthropic"} or a dotted path to a function.',
+            )
+        )
+        return None
+    if isinstance(value, Mapping):
+        try:
+            return KeySource.parse(value)
+        except ValueError as exc:
+            problems.append(_error(f'{_name("API_KEY")} must be {{"env": "NAME"}} or {{"file": "path"}} ({exc}).'))
+            return None
+    return _callable("API_KEY", value, problems)
+
+
+def _check_type(raw: Mapping[str, Any], key: str, kinds: tuple[type, ...], wanted: str, problems: list[Any]) -> bool:
+    value = raw.get(key)
+    if value is None or isinstance(value, kinds):
+        return True
+    problems.append(_error(f"{_name(key)} must be {wanted}, got {type(value).__name__}."))
+    return False
+
+
+def read_config(raw: object) -> tuple[Config | None, list[Any]]:
+    """Validate the setting: the config when it is sound, and every problem found (check messages)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        return None, [_error(f"settings.{SETTING} must be a dict, got {type(raw).__name__}.")]
+    problems: list[Any] = []
+    for key in raw:
+        if key not in KEYS:
+            problems.append(
+                _error(f"settings.{SETTING} has an unknown key {key!r}.", f"Known keys: {', '.join(KEYS)}.")
+            )
+    policy = _policy(raw.get("POLICY"), problems)
+
+    kinds_ok = [
+        _check_type(raw, "STORAGE", (str,), 'a limits storage URI such as "redis://127.0.0.1:6379/0"', problems),
+        _check_type(raw, "STORAGE_OPTIONS", (Mapping,), "a dict", problems),
+        _check_type(raw, "KEY_PREFIX", (str,), "a string", problems),
+        _check_type(raw, "ROLES_FROM_GROUPS", (bool,), "True or False", problems),
+        _check_type(raw, "SUPERUSER_ROLE", (str,), "a role name", problems),
+        _check_type(raw, "BASE_URL", (str,), "an http(s) URL", problems),
+        _check_type(raw, "OPTIONS", (Mapping,), "a dict of RBAC() keyword arguments", problems),
+    ]
+    storage = raw.get("STORAGE") or "memory://"
+    if isinstance(storage, str) and "://" not in storage:
+        problems.append(_error(f"{_name('STORAGE')} must be a limits storage URI (scheme://...)."))
+    options = dict(raw.get("OPTIONS") or {})
+    for name in options:
+        if name not in OPTION_NAMES:
+            problems.append(
+                _error(
+                    f"{_name('OPTIONS')} has {name!r}, which RBAC() does not take here.",
+                    f"OPTIONS may hold: {', '.join(sorted(OPTION_NAMES))}.",
+                )
+            )
+    resolver = raw.get("PRINCIPAL_RESOLVER")
+    if resolver is not None:
+        resolver = _callable("PRINCIPAL_RESOLVER", resolver, problems)
+    api_key = _api_key(raw.get("API_KEY", {"env": "ANTHROPIC_API_KEY"}), problems)
+
+    superuser_role = raw.get("SUPERUSER_ROLE")
+    if policy is not None and isinstance(superuser_role, str) and superuser_role not in policy.roles:
+        problems.append(
+            checks.Error(
+                f"{_name('SUPERUSER_ROLE')} is {superuser_role!r}, a role the policy does not have.",
+                hint=f"Roles in the policy: {', '.join(policy.roles)}.",
+                id="claude_rbac.E003",
+            )
+        )
+    if problems or policy is None or api_key is None or not all(kinds_ok):
+        return None, problems
+    return (
+        Config(
+            policy=policy,
+            storage=storage,
+            storage_options=raw.get("STORAGE_OPTIONS"),
+            key_prefix=raw.get("KEY_PREFIX") or "claude_rbac",
+            resolver=resolver,
+            resolver_is_async=resolver is not None and iscoroutinefunction(resolver),
+            roles_from_groups=raw.get("ROLES_FROM_GROUPS", True),
+            superuser_role=superuser_role,
+            api_key=api_key,
+            base_url=raw.get("BASE_URL"),
+            options=options,
+        ),
+        [],
+    )
+
+
+def read_api_key(source: ApiKeySource) -> str | None:
+    if isinstance(source, KeySource):
+        return source.read()[0]
+    value = source()
+    return value if isinstance(value, str) and value else None
+
+
+def describe(source: ApiKeySource) -> str:
+    if isinstance(source, KeySource):
+        return f"the environment variable {source.env}" if source.env else f"the file {source.file}"
+    return f"{getattr(source, '__module__', '?')}.{getattr(source, '__qualname__', repr(source))}()"

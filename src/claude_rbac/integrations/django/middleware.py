@@ -1,0 +1,81 @@
+"""``RBACMiddleware``: who is signed in (``request.principal``), their governed clients, and error bodies.
+
+Sync and async capable with no adapter: Django hands it a sync or an async ``get_response`` and it
+runs in that mode, resolving the principal with the sync or the async resolver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction, sync_to_async
+
+from ...errors import NotAuthenticated, RBACError
+from ...guard import aload_principal, load_principal
+from ...policy import Principal
+from .checks import validate_at_startup
+from .clients import bind_clients, error_response
+from .resolvers import aprincipal_from_user, principal_from_user
+from .runtime import get_config, get_rbac
+
+__all__ = ["RBACMiddleware"]
+
+
+def resolve_principal(request: Any) -> Principal | None:
+    """The configured resolver's answer; ``None`` when it fails (logged), so guards deny with a 401."""
+    config = get_config()
+    try:
+        if config.resolver is None:
+            return load_principal(principal_from_user, request)
+        if config.resolver_is_async:
+            return load_principal(async_to_sync(config.resolver), request)
+        return load_principal(config.resolver, request)
+    except NotAuthenticated:
+        return None
+
+
+async def aresolve_principal(request: Any) -> Principal | None:
+    config = get_config()
+    try:
+        if config.resolver is None:
+            return await aload_principal(aprincipal_from_user, request)
+        if config.resolver_is_async:
+            return await aload_principal(config.resolver, request)
+        return await aload_principal(sync_to_async(config.resolver), request)
+    except NotAuthenticated:
+        return None
+
+
+class RBACMiddleware:
+    """Put it after ``AuthenticationMiddleware`` (system check ``claude_rbac.E005`` says so if not)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+        validate_at_startup()  # configuration errors stop the app here, not at the first guarded request
+        get_rbac()
+
+    def __call__(self, request: Any) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
+        principal = resolve_principal(request)
+        request.principal = principal
+        bind_clients(request, get_rbac(), principal)
+        return self.get_response(request)
+
+    async def __acall__(self, request: Any) -> Any:
+        principal = await aresolve_principal(request)
+        request.principal = principal
+        bind_clients(request, get_rbac(), principal)
+        return await self.get_response(request)
+
+    def process_exception(self, request: Any, exception: Exception) -> Any:
+        """A governed client's refusal (``RateLimited``, ``AccessDenied``...) becomes its Anthropic error body."""
+        if isinstance(exception, RBACError):
+            return error_response(exception)
+        return None
