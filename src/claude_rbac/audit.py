@@ -7,10 +7,12 @@ a principal and a key fingerprint, and that is all there is to record.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from opentelemetry import _logs, metrics, trace
@@ -148,7 +150,7 @@ class Auditor:
         if failure is not None:
             span.set_status(Status(StatusCode.ERROR, type(failure).__name__))
         span.end()
-        self.decisions.add(1, _metric_attributes(decision))
+        self.decisions.add(1, _metric_attributes(decision.allowed, decision.reason, decision.role, decision.model))
         if not decision.allowed:
             self._log_denial(decision, attributes)
             if self._events is not None:
@@ -201,13 +203,15 @@ class Auditor:
             span.set_attributes(attributes)
 
 
-def _metric_attributes(decision: Decision) -> dict[str, AttributeValue]:
+@functools.lru_cache(maxsize=1024)
+def _metric_attributes(allowed: bool, reason: str, role: str | None, model: str | None) -> Mapping[str, AttributeValue]:
     # Low cardinality only: never a user id, and never a model name the policy refused (a caller could
     # make up millions); the span has the exact name.
-    model = "_other" if decision.reason == "model_not_allowed" else decision.model or ""
-    return {
-        DECISION: "allow" if decision.allowed else "deny",
-        REASON: decision.reason,
-        ROLE: decision.role or "",
-        MODEL: model,
-    }
+    return MappingProxyType(
+        {
+            DECISION: "allow" if allowed else "deny",
+            REASON: reason,
+            ROLE: role or "",
+            MODEL: "_other" if reason == "model_not_allowed" else model or "",
+        }
+    )

@@ -51,6 +51,20 @@ class KeySource:
     def describe(self) -> str:
         return f"env {self.env}" if self.env else f"file {self.file}"
 
+    @classmethod
+    def parse(cls, value: object) -> KeySource:
+        """``{"env": "NAME"}`` or ``{"file": "path"}`` as a source; ``ValueError`` (never echoing a value) else."""
+        if isinstance(value, str):
+            raise ValueError('must be {env = "NAME"} or {file = "path"}, never a literal key')
+        if not isinstance(value, Mapping) or set(value) not in ({"env"}, {"file"}):
+            raise ValueError('must be {env = "NAME"} or {file = "path"}')
+        ((kind, name),) = value.items()
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"`{kind}` must be a non-empty string")
+        if kind == "env" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(f"{name!r} is not an environment variable name")
+        return cls(env=name) if kind == "env" else cls(file=name)
+
     def read(self) -> tuple[str | None, float | None]:
         """The key (stripped) and, for a file, its mtime. ``(None, None)`` when it is missing or empty."""
         if self.env:
@@ -144,20 +158,11 @@ def _find_key_literals(value: object, path: str, add: AddProblem) -> None:
 
 
 def _key_source(value: object, field_path: str, add: AddProblem) -> KeySource | None:
-    if isinstance(value, str):
-        add('must be {env = "NAME"} or {file = "path"}, never a literal key', field=field_path)
+    try:
+        return KeySource.parse(value)
+    except ValueError as exc:
+        add(str(exc), field=field_path)
         return None
-    if not isinstance(value, Mapping) or set(value) not in ({"env"}, {"file"}):
-        add('must be {env = "NAME"} or {file = "path"}', field=field_path)
-        return None
-    ((kind, name),) = value.items()
-    if not isinstance(name, str) or not name.strip():
-        add(f"`{kind}` must be a non-empty string", field=field_path)
-        return None
-    if kind == "env" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        add(f"{name!r} is not an environment variable name", field=field_path)
-        return None
-    return KeySource(env=name) if kind == "env" else KeySource(file=name)
 
 
 def _workspace(name: str, spec: object, add: AddProblem) -> Workspace | None:

@@ -16,6 +16,7 @@ from typing import Any, Literal, overload
 
 import anthropic
 from opentelemetry import metrics, trace
+from opentelemetry.util.types import AttributeValue
 
 from .audit import Auditor, UserIdMode
 from .calls import TokenEstimator
@@ -34,6 +35,7 @@ Mode = Literal["enforce", "shadow"]
 OnStorageError = Literal["deny", "allow"]
 PolicySource = Policy | str | os.PathLike[str] | Mapping[str, Any]
 _CLIENT_CACHE_SIZE = 1024
+_GUARD_MEMO_SIZE = 4096
 
 
 def _load_policy(policy: PolicySource) -> Policy:
@@ -76,6 +78,7 @@ class RBAC:
         logger_provider: Any = None,
         token_estimator: TokenEstimator | None = None,
         client_options: Mapping[str, Any] | None = None,
+        warn_multiprocess: bool = True,
     ) -> None:
         self.policy = _load_policy(policy)
         self._policy_source = policy
@@ -86,7 +89,8 @@ class RBAC:
         self.mode: Mode = mode or self.policy.settings.get("mode", "enforce")
         self.on_storage_error: OnStorageError = on_storage_error
         self.quota = Quota(storage, key_prefix=key_prefix, storage_options=storage_options, async_storage=async_storage)
-        warn_if_memory_in_many_workers(storage)
+        if warn_multiprocess:
+            warn_if_memory_in_many_workers(storage)
         self.auditor = Auditor(
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
@@ -112,6 +116,7 @@ class RBAC:
         self._bases: dict[tuple[str | None, str | None, bool], anthropic.Anthropic | anthropic.AsyncAnthropic] = {}
         self._derived: OrderedDict[tuple[Any, ...], anthropic.Anthropic | anthropic.AsyncAnthropic] = OrderedDict()
         self._scopes: dict[tuple[Any, ...], Scope] = {}
+        self._guard_memo: dict[tuple[Any, ...], Any] = {}
 
     def __repr__(self) -> str:
         return f"<RBAC policy={self.policy!r} storage={self.quota.uri.split('://')[0]}:// mode={self.mode}>"
@@ -169,7 +174,28 @@ class RBAC:
         """The route guard: record the decision, and raise ``NotAuthenticated``/``AccessDenied`` on a denial.
 
         In shadow mode a denial is recorded (``claude_rbac.enforced=false``) and returned, not raised.
+        The decision and its attributes are memoised per (principal, role, route, key generation): a
+        guarded request then costs a dict lookup plus the span and the metric point.
         """
+        memo_key = (principal, role, route, self.keys.generation)
+        memo = self._guard_memo.get(memo_key)
+        if memo is None:
+            memo = self._guard_decision(principal, role, route)
+            if len(self._guard_memo) >= _GUARD_MEMO_SIZE:
+                self._guard_memo.clear()
+            self._guard_memo[memo_key] = memo
+        decision, attributes, server_attributes, enforced = memo
+        self.auditor.record(decision, attributes)
+        server_span = trace.get_current_span()
+        if server_span.is_recording():
+            server_span.set_attributes(server_attributes)
+        if not decision.allowed and enforced:
+            raise error_for(decision)
+        return decision
+
+    def _guard_decision(
+        self, principal: Principal | None, role: str, route: str | None
+    ) -> tuple[Decision, dict[str, AttributeValue], dict[str, AttributeValue], bool]:
         decision = self.policy.authorize_role(principal, role)
         enforced = self.enforced(principal)
         key = self.keys.get(self._workspace_of(self.policy.role(principal.role) if principal is not None else None))
@@ -182,15 +208,8 @@ class RBAC:
             key_id=key.key_id,
             workspace=key.workspace,
         )
-        self.auditor.record(decision, attributes)
-        server_span = trace.get_current_span()
-        if server_span.is_recording():
-            server_span.set_attributes(
-                {key: value for key, value in attributes.items() if key in _SERVER_SPAN_ATTRIBUTES}
-            )
-        if not decision.allowed and enforced:
-            raise error_for(decision)
-        return decision
+        server_attributes = {name: value for name, value in attributes.items() if name in _SERVER_SPAN_ATTRIBUTES}
+        return decision, attributes, server_attributes, enforced
 
     # -- policy reload -----------------------------------------------------------------------------
 
@@ -217,6 +236,7 @@ class RBAC:
         with self._lock:
             self._derived.clear()
             self._scopes.clear()
+            self._guard_memo.clear()
         loaded = result[0] if result else TimeoutError(f"loading the policy took longer than {timeout} s")
         if isinstance(loaded, Policy):
             self.policy = loaded

@@ -7,6 +7,7 @@ Multi-worker tests and benchmarks use it so the server does not share the GIL wi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -28,10 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host, port=args.port, output_tokens=args.output_tokens, delay=args.delay, record=not args.no_record
     ) as fake:
         print(fake.url, flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 
