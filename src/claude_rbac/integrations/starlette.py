@@ -1,0 +1,315 @@
+"""Starlette: ``RBACMiddleware``, the ``requires_role`` endpoint decorator and ``get_claude(request)``.
+
+    app = Starlette(routes=[...], middleware=[
+        Middleware(SessionMiddleware, secret_key=...),
+        Middleware(RBACMiddleware, rbac=rbac),          # after the middleware that signs users in
+    ])
+
+    @requires_role("power", models=["claude-sonnet-*"])
+    async def chat(request: Request) -> Response:
+        claude = get_claude(request)                     # a governed anthropic.AsyncAnthropic
+        ...
+
+Like Starlette's own ``requires``, the decorator covers async and sync endpoints, ``HTTPEndpoint``
+methods and websocket endpoints, but it finds the request by type, not by parameter name.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
+from typing import Any, Final, TypeVar
+
+import anyio
+from starlette.requests import HTTPConnection
+from starlette.responses import Response, StreamingResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from ..errors import PolicyError, RBACError
+from ..guard import AsyncPrincipalLoader, Guard, error_response
+from ..policy import Principal
+from ..rbac import RBAC
+from . import asgi
+
+__all__ = [
+    "EventStreamResponse",
+    "RBACMiddleware",
+    "get_claude",
+    "get_principal",
+    "rbac_exception_handler",
+    "requires_role",
+    "session_or_user_loader",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+GUARD_ATTRIBUTE: Final = "__claude_rbac_guard__"
+"""Set on every guarded endpoint (and FastAPI dependency), so startup can check each role against the policy."""
+GUARD_STATE: Final = "claude_rbac_guard"
+"""``scope["state"]`` key of ``(guard, asynchronous, route)`` for the route that admitted the request."""
+
+
+def session_or_user_loader(
+    *, role_attribute: str = "role", session_keys: tuple[str, str] = ("user_id", "role")
+) -> Callable[[HTTPConnection], Principal | None]:
+    """The default principal loader.
+
+    * ``scope["user"]`` from Starlette's ``AuthenticationMiddleware``, when authenticated: its
+      ``identity`` and its ``role_attribute`` attribute;
+    * else the signed session (``SessionMiddleware``): ``session[session_keys[0]]`` and ``session[session_keys[1]]``.
+
+    Both are the app's own trusted identity; headers, cookies and query parameters are never read.
+    A signed-in user without a role string gets ``Principal(id, None)``: guarded routes answer 403.
+    """
+    from_scope = _scope_loader(role_attribute, session_keys)
+
+    def load(connection: HTTPConnection) -> Principal | None:
+        return from_scope(connection.scope)
+
+    return load
+
+
+def _scope_loader(role_attribute: str, session_keys: tuple[str, str]) -> Callable[[Scope], Principal | None]:
+    id_key, role_key = session_keys
+
+    def load(scope: Scope) -> Principal | None:
+        user = scope.get("user")
+        if user is not None and getattr(user, "is_authenticated", False):
+            identity = user.identity
+            role = getattr(user, role_attribute, None)
+            return Principal(str(identity), role if isinstance(role, str) else None) if identity else None
+        session = scope.get("session")
+        if session:
+            user_id = session.get(id_key)
+            if isinstance(user_id, (str, int)) and not isinstance(user_id, bool) and user_id != "":
+                role = session.get(role_key)
+                return Principal(str(user_id), role if isinstance(role, str) else None)
+        return None
+
+    load.__qualname__ = "session_or_user_loader"
+    return load
+
+
+class RBACMiddleware(asgi.RBACMiddleware):
+    """The ASGI middleware, calling ``principal_loader(connection)`` with a Starlette ``HTTPConnection``.
+
+    Without a ``principal_loader`` it uses :func:`session_or_user_loader`. At startup it checks that
+    every ``requires_role`` of the app's routes names a role of the policy (a ``PolicyError`` fails it).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        rbac: RBAC,
+        principal_loader: AsyncPrincipalLoader | None = None,
+        role_attribute: str = "role",
+        session_keys: tuple[str, str] = ("user_id", "role"),
+    ) -> None:
+        # The default loader reads the scope itself: no HTTPConnection to build per request.
+        self._loader_takes_connection = principal_loader is not None
+        loader = principal_loader or _scope_loader(role_attribute, session_keys)
+        super().__init__(app, rbac=rbac, principal_loader=loader)
+
+    def loader_argument(self, scope: asgi.Scope) -> object:
+        return HTTPConnection(scope) if self._loader_takes_connection else scope
+
+    def startup(self, app: object) -> None:
+        for route in self.routes_of(app):
+            for guard in self.route_guards(route):
+                guard.validate(self.rbac)
+
+    def routes_of(self, app: object) -> Iterator[Any]:
+        return walk_routes(getattr(app, "routes", ()))
+
+    def route_guards(self, route: object) -> Iterator[Guard]:
+        """The guards one route declares (the FastAPI adapter adds those of its dependencies)."""
+        yield from endpoint_guards(getattr(route, "endpoint", None))
+
+
+def walk_routes(routes: Iterable[Any]) -> Iterator[Any]:
+    """Every route, descending into ``Mount``, ``Host`` and routers."""
+    for route in routes:
+        yield route
+        children = getattr(route, "routes", None)
+        if children:
+            yield from walk_routes(children)
+
+
+def endpoint_guards(endpoint: object) -> Iterator[Guard]:
+    """The guards of a function endpoint, or of the methods of an ``HTTPEndpoint``/``WebSocketEndpoint`` class."""
+    if inspect.isclass(endpoint):
+        for klass in endpoint.__mro__:
+            for member in vars(klass).values():
+                yield from endpoint_guards(member)
+        return
+    guard = getattr(endpoint, GUARD_ATTRIBUTE, None)
+    if isinstance(guard, Guard):
+        yield guard
+
+
+def get_principal(connection: HTTPConnection) -> Principal | None:
+    """The principal ``RBACMiddleware`` loaded for this request or websocket (``None`` when signed out)."""
+    return asgi.principal_of(connection.scope)
+
+
+def get_claude(connection: HTTPConnection) -> Any:
+    """The governed client for the request a ``requires_role`` endpoint admitted.
+
+    An ``anthropic.AsyncAnthropic`` for an async endpoint, an ``anthropic.Anthropic`` for a sync one
+    (Starlette runs those in a thread). It is derived on first use and cached by the ``RBAC``.
+    """
+    state = connection.scope.get("state") or {}
+    admitted = state.get(GUARD_STATE)
+    rbac = state.get(asgi.RBAC_STATE)
+    if admitted is None or rbac is None:
+        raise RuntimeError("get_claude() works in endpoints decorated with @requires_role(...)")
+    guard, asynchronous, route = admitted
+    principal = state.get(asgi.PRINCIPAL_STATE)
+    if asynchronous:
+        return rbac.async_client(principal, scope=guard.scope(rbac), route=route)
+    return rbac.client(principal, scope=guard.scope(rbac), route=route)
+
+
+def route_of(scope: Scope) -> str | None:
+    """The route template (``/items/{id}``) for the audit trail, else the path."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if isinstance(path, str):
+        return str(scope.get("root_path", "")) + path
+    return scope.get("path")
+
+
+def admit(connection: HTTPConnection, guard: Guard, *, asynchronous: bool) -> None:
+    """The route guard: raise ``NotAuthenticated``/``AccessDenied`` unless the principal has the role."""
+    scope = connection.scope
+    state = scope.get("state")
+    rbac = state.get(asgi.RBAC_STATE) if state is not None else None
+    if state is None or rbac is None:
+        raise RuntimeError("requires_role() needs RBACMiddleware on the app")
+    guard.validate(rbac)  # a dict lookup: a role missing from the policy fails loudly, never as a quiet 403
+    route = route_of(scope)
+    guard.check(rbac, state.get(asgi.PRINCIPAL_STATE), route)
+    state[GUARD_STATE] = (guard, asynchronous, route)
+
+
+def _connection_in(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> HTTPConnection:
+    for value in args:
+        if isinstance(value, HTTPConnection):
+            return value
+    for value in kwargs.values():
+        if isinstance(value, HTTPConnection):
+            return value
+    raise TypeError("a requires_role() endpoint must receive the Request or WebSocket")
+
+
+def _is_async(func: Callable[..., Any]) -> bool:
+    """A coroutine function, or a partial of one, or an object with an ``async def __call__``."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(type(func).__call__)
+
+
+_POSITIONAL: Final = (
+    inspect.Parameter.POSITIONAL_ONLY,
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    inspect.Parameter.VAR_POSITIONAL,
+)
+
+
+def _check_endpoint(func: Callable[..., Any]) -> None:
+    if not callable(func):
+        raise TypeError(f"requires_role() decorates an endpoint function, got {func!r}")
+    if not any(p.kind in _POSITIONAL for p in inspect.signature(func).parameters.values()):
+        raise TypeError(f"requires_role(): {func.__qualname__} takes no argument, so it cannot receive the request")
+
+
+def requires_role(
+    role: str,
+    *,
+    models: Iterable[str] | str | None = None,
+    max_tokens: int | None = None,
+    rpm: int | None = None,
+    name: str | None = None,
+) -> Callable[[F], F]:
+    """Admit the request only when the signed-in principal has ``role`` (or a role that inherits it).
+
+    ``models``, ``max_tokens`` and ``rpm`` narrow what ``get_claude()`` may do on this route; they
+    never widen the role. A bad declaration raises ``PolicyError`` here, at import time.
+    A denial raises ``NotAuthenticated`` (401) or ``AccessDenied`` (403); ``RBACMiddleware`` turns it
+    into the Anthropic error body, or closes a websocket with code 1008.
+    """
+    guard = Guard.declare(role, models=models, max_tokens=max_tokens, rpm=rpm, name=name)
+
+    def decorator(func: F) -> F:
+        _check_endpoint(func)
+        wrapper: Callable[..., Any]
+        if _is_async(func):
+
+            @functools.wraps(func)
+            async def async_endpoint(*args: Any, **kwargs: Any) -> Any:
+                admit(_connection_in(args, kwargs), guard, asynchronous=True)
+                return await func(*args, **kwargs)
+
+            wrapper = async_endpoint
+        else:
+
+            @functools.wraps(func)
+            def sync_endpoint(*args: Any, **kwargs: Any) -> Any:
+                admit(_connection_in(args, kwargs), guard, asynchronous=False)
+                return func(*args, **kwargs)
+
+            wrapper = sync_endpoint
+        setattr(wrapper, GUARD_ATTRIBUTE, guard)
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+async def rbac_exception_handler(connection: HTTPConnection, exc: Exception) -> Response | None:
+    """A Starlette exception handler for ``RBACError``: the Anthropic error body, or a websocket close.
+
+    ``RBACMiddleware`` already does this; register it (``exception_handlers={RBACError: ...}``) when
+    an app has no middleware, e.g. a FastAPI app that takes its principal from its own dependency.
+    """
+    if not isinstance(exc, RBACError) or isinstance(exc, PolicyError):
+        raise exc  # a configuration error is the server's 500 (and its log), as with the middleware
+    if isinstance(connection, WebSocket):
+        await connection.close(code=asgi.websocket_close_code(exc), reason=asgi.websocket_close_reason(exc))
+        return None
+    status, _, body = error_response(exc)
+    return Response(body, status_code=status, headers=exc.headers, media_type="application/json")
+
+
+class EventStreamResponse(StreamingResponse):
+    """A ``text/event-stream`` ``StreamingResponse`` that always closes its body iterator.
+
+    ``StreamingResponse`` leaves an async generator suspended when the client disconnects, so a
+    Claude stream opened inside it (and its SDK span and token settlement) would wait for the garbage
+    collector. This one ``aclose()``s the generator when the response ends, however it ends.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        content: AsyncIterable[str | bytes],
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            content,
+            status_code=status_code,
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no", **(headers or {})},
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                with anyio.CancelScope(shield=True):
+                    await close()
