@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict src
 
 demo: $(STAMP)
-	$(BIN)/claude-rbac demo
+	$(BIN)/python -m examples.fastapi_app
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS),bench]'

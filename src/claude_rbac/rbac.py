@@ -462,6 +462,20 @@ class RBAC:
             for bucket, remaining, reset in self.quota.remaining(buckets)
         ]
 
+    async def arate_limits(self, principal: Principal | None, *, scope: Scope | None = None) -> list[dict[str, Any]]:
+        """:meth:`rate_limits` for async code: reads the storage through ``limits.aio``, never blocking the loop."""
+        role = self.policy.role(principal.role) if principal is not None else None
+        if role is None or principal is None:
+            return []
+        chosen = scope or UNRESTRICTED
+        buckets = self.quota.buckets(
+            role=role.name, principal_id=principal.id, rpm=role.rpm, scope_name=chosen.name, scope_rpm=chosen.rpm
+        )
+        return [
+            {"kind": bucket.kind, "limit": bucket.item.amount, "remaining": remaining, "reset": reset}
+            for bucket, remaining, reset in await self.quota.aremaining(buckets)
+        ]
+
 
 _SERVER_SPAN_ATTRIBUTES = frozenset(
     {"enduser.id", "enduser.pseudo.id", "user.roles", "claude_rbac.decision", "claude_rbac.decision.reason"}

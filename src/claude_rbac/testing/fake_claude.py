@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
 import time
 import uuid
@@ -101,7 +102,7 @@ class FakeClaude:
         self._lock = threading.Lock()
         self._script: deque[_Scripted] = deque()
         self._batches: dict[str, dict[str, Any]] = {}
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server = _QuietServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -294,6 +295,14 @@ class FakeClaude:
         if self.org_id is None or allowed is None:
             return True
         return self.org_id in allowed.split(",")
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-stream is part of the tests, not an error worth a traceback.
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 def _handler_for(fake: FakeClaude) -> type[BaseHTTPRequestHandler]:
