@@ -75,6 +75,33 @@ def test_100_tasks_against_rpm_5(storage: str, fake_claude: FakeClaude, key_pref
     assert fake_claude.count() == 5
 
 
+def test_a_burst_beyond_the_pool_waits_instead_of_failing(
+    redis_url: str, fake_claude: FakeClaude, key_prefix: str
+) -> None:
+    # redis-py's asyncio pool refuses the 101st concurrent connection; ours queues the burst instead.
+    rbac = rbac_for(redis_url, fake_claude, key_prefix)
+
+    async def main() -> list[str]:
+        client = rbac.async_client(Principal("alice", "user"))
+
+        async def call() -> str:
+            try:
+                await client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=MESSAGES)
+            except RateLimited:
+                return "limited"
+            except BackendUnavailable:
+                return "unavailable"
+            return "ok"
+
+        results = await asyncio.gather(*(call() for _ in range(250)))
+        await rbac.aclose()
+        return results
+
+    outcomes = asyncio.run(main())
+    assert outcomes.count("unavailable") == 0
+    assert outcomes.count("ok") == 5
+
+
 def test_retry_after_comes_from_the_window(storage: str, fake_claude: FakeClaude, key_prefix: str) -> None:
     rbac = rbac_for(storage, fake_claude, key_prefix)
     client = rbac.client(Principal("alice", "user"))

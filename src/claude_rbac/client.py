@@ -288,6 +288,7 @@ class Governor(Middleware):
         if allow:
             log.warning("claude_rbac: limits storage failed (%s); allowing the call (on_storage_error='allow')", exc)
             return attributes
+        log.error("claude_rbac: limits storage failed (%s); denying the call (fail closed)", exc)
         decision = _denied(plan.decision, "backend_unavailable", "Access control is temporarily unavailable.")
         rbac.auditor.record(decision, attributes, failure=exc)
         raise BackendUnavailable() from None

@@ -129,6 +129,33 @@ def _calendar(period: Literal["day", "month"], now: float) -> tuple[str, float]:
     return today.strftime("%Y-%m"), end.timestamp()
 
 
+ASYNC_MAX_CONNECTIONS: Final = 64
+ASYNC_POOL_WAIT: Final = 2.0
+"""Seconds an async call may wait for a free pooled connection (queueing under a burst, not an outage)."""
+
+
+def _with_blocking_pool(uri: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Give a single-node async Redis storage a *blocking* pool.
+
+    redis-py's asyncio pool raises ``MaxConnectionsError`` the moment 100 connections are busy, so a
+    burst of concurrent requests in one worker would fail closed although Redis is fine. A blocking
+    pool makes the burst wait its turn (up to ``pool_timeout``) on at most ``max_connections`` sockets.
+    """
+    scheme = _scheme(uri).removeprefix("async+")
+    if scheme not in ("redis", "rediss") or "connection_pool" in options:
+        return options
+    import redis.asyncio
+
+    options = dict(options)
+    max_connections = int(options.pop("max_connections", ASYNC_MAX_CONNECTIONS))
+    wait = float(options.pop("pool_timeout", ASYNC_POOL_WAIT))
+    connection = {k: options.pop(k) for k in list(options) if k.startswith("socket_") or k == "health_check_interval"}
+    options["connection_pool"] = redis.asyncio.BlockingConnectionPool.from_url(
+        uri.removeprefix("async+"), max_connections=max_connections, timeout=wait, **connection
+    )
+    return options
+
+
 def _connections(storage: Any) -> list[Any]:
     """The client objects a limits Redis storage (or aio bridge) holds: the data one and any sentinels."""
     if not hasattr(storage, "get_connection"):
@@ -328,7 +355,7 @@ class Quota:
     def _aio(self) -> dict[Strategy, aio_strategies.RateLimiter]:
         if self._async_strategies is None:
             assert self._async_uri is not None
-            storage = storage_from_string(self._async_uri, **self._async_options)
+            storage = storage_from_string(self._async_uri, **_with_blocking_pool(self._async_uri, self._async_options))
             self._async_storage = storage
             self._async_round_trip = AsyncRedisRoundTrip.for_storage(storage)
             self._async_strategies = {
@@ -391,6 +418,9 @@ class Quota:
         bridge = getattr(storage, "bridge", None)
         for connection in _connections(bridge) if bridge is not None else ():
             await connection.aclose()
+            pool = getattr(connection, "connection_pool", None)
+            if pool is not None:  # a pool we passed in is not closed with its client
+                await pool.disconnect()
 
     # -- errors ------------------------------------------------------------------------------------
 
