@@ -15,15 +15,17 @@ failure surfaces as :class:`StorageFailure`; the caller decides (fail closed by 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 from urllib.parse import quote
 
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute
 from limits.aio import strategies as aio_strategies
+from limits.aio.storage import Storage as AsyncStorage
 from limits.storage import storage_from_string
 from limits.strategies import (
     FixedWindowRateLimiter,
@@ -62,9 +64,21 @@ def _scheme(uri: str) -> str:
     return uri.split("://", 1)[0].lower()
 
 
+def _no_retries() -> Any:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return Retry(NoBackoff(), 0)
+
+
 def _storage_options(uri: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """Bounded timeouts, and redis-py's own retries off: a retried Lua script could count a call twice,
+    and ten retries with backoff would stretch the bounded timeout into seconds. Override either in
+    ``storage_options``."""
     merged: dict[str, Any] = {"wrap_exceptions": True}
     scheme = _scheme(uri).removeprefix("async+")
+    if scheme.startswith(("redis", "valkey")):
+        merged["retry"] = _no_retries()
     if scheme in _REDIS_SCHEMES or scheme in ("redis+cluster", "valkey+cluster"):
         merged.update(socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
     elif scheme in ("redis+sentinel", "valkey+sentinel"):
@@ -197,6 +211,8 @@ class Quota:
             self._async_options.setdefault("implementation", "redispy")
         self._async_strategies: dict[Strategy, aio_strategies.RateLimiter] | None = None
         self._async_storage: Any = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
         self._async_round_trip: AsyncRedisRoundTrip | None = None
         self._round_trip = RedisRoundTrip.for_storage(self.storage)
         self._settler = Settler(lambda hits: self._hit_all(hits, stop_early=False))
@@ -273,7 +289,7 @@ class Quota:
 
     async def _ahit_all(self, hits: Sequence[tuple[Bucket, int]], *, stop_early: bool = True) -> list[bool | None]:
         try:
-            strategies = self._aio()
+            strategies = await self._aio()
             if self._async_round_trip is not None:
                 return list(await self._async_round_trip.run(hits))
             results: list[bool | None] = []
@@ -352,18 +368,35 @@ class Quota:
 
     # -- async -------------------------------------------------------------------------------------
 
-    def _aio(self) -> dict[Strategy, aio_strategies.RateLimiter]:
-        if self._async_strategies is None:
-            assert self._async_uri is not None
-            storage = storage_from_string(self._async_uri, **_with_blocking_pool(self._async_uri, self._async_options))
-            self._async_storage = storage
-            self._async_round_trip = AsyncRedisRoundTrip.for_storage(storage)
-            self._async_strategies = {
-                "moving": aio_strategies.MovingWindowRateLimiter(storage),
-                "sliding": aio_strategies.SlidingWindowCounterRateLimiter(storage),
-                "fixed": aio_strategies.FixedWindowRateLimiter(storage),
-            }
+    async def _aio(self) -> dict[Strategy, aio_strategies.RateLimiter]:
+        """The async strategies, built on first use and connected before the first hit.
+
+        Connecting first matters for a cluster: redis-py's asyncio cluster client discovers its nodes on
+        the first command, and a burst of first commands races that discovery into ConnectionErrors.
+        """
+        if self._async_strategies is not None:
+            return self._async_strategies
+        async with self._async_lock():
+            if self._async_strategies is None:
+                assert self._async_uri is not None
+                options = _with_blocking_pool(self._async_uri, self._async_options)
+                storage = cast(AsyncStorage, storage_from_string(self._async_uri, **options))
+                await storage.check()
+                self._async_storage = storage
+                self._async_round_trip = AsyncRedisRoundTrip.for_storage(storage)
+                self._async_strategies = {
+                    "moving": aio_strategies.MovingWindowRateLimiter(storage),
+                    "sliding": aio_strategies.SlidingWindowCounterRateLimiter(storage),
+                    "fixed": aio_strategies.FixedWindowRateLimiter(storage),
+                }
         return self._async_strategies
+
+    def _async_lock(self) -> asyncio.Lock:
+        # One lock per event loop: an asyncio.Lock must not be shared across loops.
+        loop = asyncio.get_running_loop()
+        if self._lock_loop is not loop:
+            self._lock_loop, self._lock = loop, asyncio.Lock()
+        return self._lock
 
     async def aacquire(self, buckets: Sequence[Bucket]) -> Reservation:
         """:meth:`acquire` for async clients: never blocks the event loop (memory is in-process; Redis is aio)."""
@@ -388,7 +421,7 @@ class Quota:
     async def _aretry_after(self, bucket: Bucket) -> float:
         if bucket.resets_at is not None:
             return bucket.resets_at - time.time()
-        stats = await self._aio()[bucket.strategy].get_window_stats(bucket.item, *bucket.identifiers)
+        stats = await (await self._aio())[bucket.strategy].get_window_stats(bucket.item, *bucket.identifiers)
         return stats.reset_time - time.time()
 
     async def aremaining(self, buckets: Sequence[Bucket]) -> list[tuple[Bucket, int, float]]:
@@ -397,7 +430,7 @@ class Quota:
         out = []
         try:
             for bucket in buckets:
-                stats = await self._aio()[bucket.strategy].get_window_stats(bucket.item, *bucket.identifiers)
+                stats = await (await self._aio())[bucket.strategy].get_window_stats(bucket.item, *bucket.identifiers)
                 out.append((bucket, stats.remaining, bucket.resets_at or stats.reset_time))
         except Exception as exc:
             raise StorageFailure(type(exc).__name__) from None
