@@ -52,3 +52,15 @@ def test_the_workspace_example_validates(tmp_path: Path, monkeypatch: pytest.Mon
     policy = Policy.from_file(path)
     assert policy.roles["intern"].workspace == "development"
     assert policy.settings["default_workspace"] == "production"
+
+
+@pytest.mark.parametrize("framework", ["flask", "fastapi", "starlette", "django"])
+def test_framework_examples_are_the_tested_docs_verbatim(framework: str) -> None:
+    """The README shows each framework's example from docs/<framework>.md, which that framework's tests run."""
+    docs = (Path(__file__).parents[1] / "docs" / f"{framework}.md").read_text()
+    title = {"flask": "Flask", "fastapi": "FastAPI", "starlette": "Starlette", "django": "Django"}[framework]
+    section = README.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(?:python|toml)\n(.*?)```", section, re.S)
+    assert blocks
+    for block in blocks:
+        assert block in docs
