@@ -34,8 +34,22 @@ _OPERATIONS: Final = {
 }
 
 
+_OPERATION_CACHE: dict[tuple[str, str], str | None] = {}
+
+
 def operation_of(method: str, url: str) -> str | None:
     """The governed operation a request is, or ``None`` for an endpoint the policy does not know."""
+    key = (method, url)
+    if key in _OPERATION_CACHE:
+        return _OPERATION_CACHE[key]
+    operation = _classify(method, url)
+    if len(_OPERATION_CACHE) >= 1024:  # batch ids make URLs unbounded
+        _OPERATION_CACHE.clear()
+    _OPERATION_CACHE[key] = operation
+    return operation
+
+
+def _classify(method: str, url: str) -> str | None:
     path = urlsplit(url).path.rstrip("/") or "/"
     method = method.upper()
     operation = _OPERATIONS.get((method, path))

@@ -16,6 +16,7 @@ the response reports; a failed attempt gives its whole reservation back.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,9 @@ class Governor(Middleware):
     def __init__(self, rbac: RBAC, binding: Binding) -> None:
         self._rbac = rbac
         self._binding = binding
+        # Memos: a client makes the same decisions over and over; both are bounded and never hold a prompt.
+        self._attribute_memo: dict[tuple[Decision, str | None], dict[str, AttributeValue]] = {}
+        self._bucket_memo: dict[tuple[bool, str], tuple[Bucket, ...]] = {}
 
     def __repr__(self) -> str:
         principal = self._binding.principal
@@ -228,15 +232,21 @@ class Governor(Middleware):
 
     def _attributes(self, plan: CallPlan, first: bool) -> dict[str, AttributeValue]:
         binding = self._binding
-        attributes = self._rbac.auditor.attributes(
-            plan.decision,
-            binding.principal,
-            key_id=binding.key.key_id,
-            workspace=binding.key.workspace,
-            route=binding.route,
-            enforced=binding.enforced,
-            operation=plan.operation,
-        )
+        memo_key = (plan.decision, plan.operation)
+        attributes = self._attribute_memo.get(memo_key)
+        if attributes is None:
+            attributes = self._rbac.auditor.attributes(
+                plan.decision,
+                binding.principal,
+                key_id=binding.key.key_id,
+                workspace=binding.key.workspace,
+                route=binding.route,
+                enforced=binding.enforced,
+                operation=plan.operation,
+            )
+            if len(self._attribute_memo) >= 256:
+                self._attribute_memo.clear()
+            self._attribute_memo[memo_key] = attributes
         if first:
             call_span = trace.get_current_span()
             audit.Auditor.annotate(call_span, attributes)
@@ -249,21 +259,33 @@ class Governor(Middleware):
         principal = self._binding.principal
         if not plan.decision.allowed or role is None or principal is None:
             return ()
-        scope = self._binding.scope
-        return self._rbac.quota.buckets(
-            role=role.name,
-            principal_id=principal.id,
-            rpm=role.rpm if first and plan.counts_rpm else None,
-            scope_name=scope.name,
-            scope_rpm=scope.rpm if first and plan.counts_rpm else None,
-            tpm=role.tpm,
-            budget_day=role.budget.day,
-            budget_month=role.budget.month,
-            pool_tpm=role.pool_tpm,
-            pool_budget_day=role.pool_budget.day,
-            pool_budget_month=role.pool_budget.month,
-            tokens=plan.tokens,
-        )
+        counts_rpm = first and plan.counts_rpm
+        # Bucket keys depend on the UTC day only through calendar budgets; the memo is keyed by it.
+        day = time.strftime("%Y-%m-%d", time.gmtime()) if role.budget or role.pool_budget else ""
+        memo_key = (counts_rpm, day)
+        template = self._bucket_memo.get(memo_key)
+        if template is None:
+            if any(key[1] != day for key in self._bucket_memo):
+                self._bucket_memo.clear()  # a new UTC day: new budget windows
+            scope = self._binding.scope
+            template = self._rbac.quota.buckets(
+                role=role.name,
+                principal_id=principal.id,
+                rpm=role.rpm if counts_rpm else None,
+                scope_name=scope.name,
+                scope_rpm=scope.rpm if counts_rpm else None,
+                tpm=role.tpm,
+                budget_day=role.budget.day,
+                budget_month=role.budget.month,
+                pool_tpm=role.pool_tpm,
+                pool_budget_day=role.pool_budget.day,
+                pool_budget_month=role.pool_budget.month,
+                tokens=1,
+            )
+            self._bucket_memo[memo_key] = template
+        if plan.tokens <= 0:
+            return tuple(bucket for bucket in template if bucket.kind == "rpm")
+        return tuple(bucket if bucket.kind == "rpm" else bucket.with_cost(plan.tokens) for bucket in template)
 
     def _limited(self, plan: CallPlan, attributes: dict[str, AttributeValue], exc: RateLimited) -> bool:
         """Record the refusal; raise it, or (shadow mode) return True: the decision is recorded, go on."""
