@@ -30,6 +30,8 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS),bench]'
+	@command -v wrk >/dev/null || (command -v apt-get >/dev/null && apt-get install -y -qq wrk >/dev/null 2>&1) \
+		|| echo "wrk is not installed: the over-the-wire tables will be skipped"
 	$(BIN)/python -m benchmarks.run --write benchmarks/README.md
 
 clean:

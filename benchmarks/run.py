@@ -1,0 +1,235 @@
+"""``make bench``: every benchmark, side by side in one run, written into benchmarks/README.md.
+
+Run: ``.venv/bin/python -m benchmarks.run --write benchmarks/README.md`` (``--quick`` for fewer rounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from benchmarks import (
+    bench_calls,
+    bench_core,
+    bench_django,
+    bench_fastapi,
+    bench_flask,
+    bench_redis,
+    bench_starlette,
+    bench_wire,
+    harness,
+)
+
+HERE = Path(__file__).resolve().parent
+
+
+def _find(results: Sequence[harness.Result], prefix: str) -> harness.Result:
+    return next(r for r in results if r.name.startswith(prefix))
+
+
+class Report:
+    def __init__(self) -> None:
+        self.sections: list[str] = []
+        self.targets: list[tuple[str, str, str, bool]] = []
+
+    def table(self, title: str, results: Sequence[harness.Result], baseline: str | None = None) -> None:
+        self.sections += [f"### {title}", harness.table(results, baseline)]
+
+    def target(self, what: str, goal: str, measured: str, met: bool) -> None:
+        self.targets.append((what, goal, measured, met))
+
+
+def _in_process(report: Report, rounds: int) -> None:
+    def run(cases: list[harness.Case]) -> list[harness.Result]:
+        return harness.measure(cases, rounds=rounds)
+
+    decisions = run(bench_core.decision_cases())
+    report.table("One decision: rbac.check against Casbin's enforce (µs)", decisions)
+    check = max(_find(decisions, "rbac.check (allow)").median, _find(decisions, "rbac.check (deny)").median)
+    casbin = _find(decisions, "casbin enforce (allow)").median, _find(decisions, "casbin enforce (deny)").median
+    report.target(
+        "`rbac.check`",
+        "<= 2 µs (Casbin 34-52 µs)",
+        f"{check:.1f} µs (Casbin {casbin[0]:.0f} / {casbin[1]:.0f} µs here)",
+        check <= 2.0,
+    )
+
+    flask = run(bench_flask.cases())
+    report.table("Flask, in-process WSGI (µs per request)", flask)
+    bare, reading = _find(flask, "flask bare route").median, _find(flask, "bare route reading").median
+    ours, peer = _find(flask, "claude_rbac requires_role").median, _find(flask, "Flask-Limiter").median
+    report.target(
+        "Flask guarded / bare",
+        "<= 1.2",
+        f"{ours / bare:.2f} ({ours / reading:.2f} against a bare route that reads the session, as any login does)",
+        ours / bare <= 1.2,
+    )
+    report.target(
+        "Flask added µs vs Flask-Limiter's",
+        "below",
+        f"{ours - bare:+.1f} vs {peer - bare:+.1f}",
+        ours - bare < peer - bare,
+    )
+
+    star = run(bench_starlette.cases())
+    report.table("Starlette, direct ASGI calls (µs per request)", star)
+    bare = _find(star, "starlette bare route").median
+    ours = _find(star, "starlette + claude_rbac (middleware, requires_role, get_claude)").median
+    guard = _find(star, "starlette + claude_rbac (middleware, requires_role)").median
+    peer = _find(star, "starlette + slowapi").median
+    report.target(
+        "Starlette guarded / bare",
+        "<= 2.0",
+        f"{guard / bare:.2f} guard alone, {ours / bare:.2f} with get_claude",
+        ours / bare <= 2.0,
+    )
+    report.target(
+        "Starlette added µs vs slowapi's",
+        "below",
+        f"{ours - bare:+.1f} vs {peer - bare:+.1f}",
+        ours - bare < peer - bare,
+    )
+
+    fast = run(bench_fastapi.cases())
+    report.table("FastAPI, direct ASGI calls (µs per request)", fast)
+    bare, floor = _find(fast, "fastapi bare route").median, _find(fast, "fastapi + one empty Depends()").median
+    ours, peer = _find(fast, "fastapi + claude_rbac").median, _find(fast, "fastapi + slowapi").median
+    report.target(
+        "FastAPI guarded / bare",
+        "<= 1.2",
+        f"{ours / bare:.2f} (one empty Depends() alone is {floor / bare:.2f})",
+        ours / bare <= 1.2,
+    )
+    report.target(
+        "FastAPI added µs vs slowapi's", "below", f"{ours - bare:+.1f} vs {peer - bare:+.1f}", ours - bare < peer - bare
+    )
+
+    django = run(bench_django.cases())
+    report.table("Django, in-process WSGI (µs per request)", [r for r in django if r.group == "django"])
+    report.table(
+        "Django with the auth middleware and groups (µs per request)", [r for r in django if r.group == "django-auth"]
+    )
+    bare, ours = _find(django, "bare view (session)").median, _find(django, "requires_role('user') + RBAC").median
+    report.target("Django guarded / bare", "<= 1.2", f"{ours / bare:.2f}", ours / bare <= 1.2)
+
+    calls = run(bench_calls.flask_cases())
+    report.table("Flask route that calls Claude, in-process answer (µs per request)", calls)
+    fcalls = run(bench_calls.fastapi_cases())
+    report.table("FastAPI route that calls Claude, in-process answer (µs per request)", fcalls)
+
+    redis = run(bench_redis.latency_cases())
+    report.table("Admission: memory against Redis on loopback (µs per call)", redis)
+
+
+def _with_fake_claude(report: Report, rounds: int) -> None:
+    with harness.fake_claude_process() as url:
+        derive = harness.measure(bench_core.derivation_cases(url), rounds=rounds)
+        report.table("Deriving a governed client (µs)", derive)
+        calls = harness.measure(bench_core.call_cases(url), rounds=rounds, target_seconds=0.3)
+        report.table("One call to FakeClaude in its own process, over HTTP (µs per call)", calls)
+        plain = _find(calls, "plain anthropic client").median
+        policy_only = _find(calls, "governed client (policy only)").median
+        limited = _find(calls, "governed client (policy + RPM, memory)").median
+        report.target(
+            "governed call / plain SDK call",
+            "<= 1.05",
+            f"{policy_only / plain:.3f} (policy), {limited / plain:.3f} (policy + RPM)",
+            limited / plain <= 1.05,
+        )
+        trips = bench_redis.round_trips(url)
+        lines = ["| buckets per call | Redis round trips per call | Lua scripts per call |", "| --- | ---: | ---: |"]
+        lines += [f"| {name} | {t:.2f} | {s:.2f} |" for name, t, s in trips]
+        report.sections += [
+            "### Redis round trips per governed call (200 calls through a counting proxy)",
+            "\n".join(lines),
+        ]
+        worst = max(t for _, t, _ in trips)
+        report.target("Redis round trips per governed call", "1", f"{worst:.2f} (RPM + TPM + budget)", worst <= 1.0)
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{dt.date.today().isoformat()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def render(report: Report, wire: str) -> str:
+    summary = ["| target | goal | measured | |", "| --- | --- | --- | --- |"]
+    summary += [f"| {w} | {g} | {m} | {'met' if ok else '**missed**'} |" for w, g, m, ok in report.targets]
+    soak = HERE / "soak.md"
+    parts = [
+        "# Benchmarks",
+        "",
+        "Everything here is measured side by side in one run of `make bench` "
+        "(`.venv/bin/python -m benchmarks.run --write benchmarks/README.md`). Cases of a group are interleaved "
+        "over the rounds, so machine noise hits them alike; the ratios against the bare route of the same run "
+        "are what count. Medians, with min and max over the rounds.",
+        "",
+        f"Machine: {_machine()}.",
+        "",
+        "## Targets",
+        "",
+        "\n".join(summary),
+        "",
+        "Where a target is missed, the notes at the end say what is in the way.",
+        "",
+        "## In process",
+        "",
+        "\n\n".join(report.sections),
+        "",
+        "## Over the wire",
+        "",
+        wire,
+        "",
+    ]
+    if soak.exists():
+        parts += ["## Soak", "", "See [soak.md](soak.md) (written by `make test`'s soak run).", ""]
+    notes = HERE / "NOTES.md"
+    if notes.exists():
+        parts += [notes.read_text().strip(), ""]
+    return "\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run")
+    parser.add_argument("--write", type=Path, help="write the markdown here instead of printing it")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter wrk runs (a smoke run)")
+    args = parser.parse_args(argv)
+    rounds = 5 if args.quick else 15
+    report = Report()
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("in-process", lambda: _in_process(report, rounds)),
+        ("FakeClaude and Redis", lambda: _with_fake_claude(report, rounds)),
+    ]
+    for name, step in steps:
+        print(f"measuring: {name}", file=sys.stderr)
+        step()
+    print("measuring: over the wire", file=sys.stderr)
+    wire = (
+        bench_wire.main()
+        if not args.quick
+        else "\n\n".join(bench_wire.measure(f, rounds=1, seconds=1) for f in ("flask", "starlette"))
+    )
+    text = render(report, wire)
+    if args.write:
+        args.write.write_text(text)
+        print(f"wrote {args.write}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

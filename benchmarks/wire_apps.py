@@ -1,0 +1,172 @@
+"""The apps the over-the-wire benchmark serves, one variant per process, chosen by ``BENCH_VARIANT``.
+
+``flask_app`` runs under gunicorn (sync worker), ``starlette_app`` under uvicorn. Every variant has
+``/login`` (stores the username in the signed session) and ``/chat``:
+
+* ``bare``: returns "ok";
+* ``peer-memory`` / ``peer-redis``: Flask-Limiter or slowapi limiting ``/chat``;
+* ``guard``: claude_rbac's middleware and ``requires_role("user")``, no Claude call;
+* ``bare-call``: a plain anthropic client call, answered in-process (``httpx2.MockTransport``);
+* ``guard-call-memory`` / ``guard-call-redis``: the guard and a governed call, limits on memory or Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from typing import Any
+from urllib.parse import parse_qs
+
+import anthropic
+import httpx2
+
+VARIANT = os.environ.get("BENCH_VARIANT", "bare")
+REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0")
+SECRET = "wire-bench-secret"
+KEY = "sk-ant-api03-benchmark-key-000000000000000000000000000000-BNCH"
+USERS = {"uma": "user"}
+POLICY = {"roles": {"user": {"models": ["claude-haiku-*"], "max_tokens": 512, "rpm": 10**6}}}
+ARGS: dict[str, Any] = {"model": "claude-haiku-4-5", "max_tokens": 100, "messages": [{"role": "user", "content": "Hi"}]}
+MESSAGE = json.dumps(
+    {
+        "id": "msg_bench",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-haiku-4-5",
+        "content": [{"type": "text", "text": "Hello."}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 3, "output_tokens": 2},
+    }
+).encode()
+
+
+def _answer(request: httpx2.Request) -> httpx2.Response:
+    return httpx2.Response(200, content=MESSAGE, headers={"content-type": "application/json"})
+
+
+def _options(asynchronous: bool) -> dict[str, Any]:
+    transport = httpx2.MockTransport(_answer)
+    client = httpx2.AsyncClient(transport=transport) if asynchronous else httpx2.Client(transport=transport)
+    return {"http_client": client, "max_retries": 0}
+
+
+def _rbac(storage: str, asynchronous: bool) -> Any:
+    from claude_rbac import RBAC
+
+    return RBAC(
+        POLICY,
+        storage=storage,
+        key_prefix=f"wire-{uuid.uuid4().hex[:8]}",
+        api_key=KEY,
+        base_url="http://claude.invalid",
+        client_options=_options(asynchronous),
+        warn_multiprocess=False,
+    )
+
+
+def create_flask() -> Any:
+    from flask import Flask, request, session
+
+    from claude_rbac import Principal
+    from claude_rbac.integrations.flask import ClaudeRBAC, current_claude, requires_role
+
+    app = Flask(__name__)
+    app.secret_key = SECRET
+
+    @app.post("/login")
+    def login() -> str:
+        session["username"] = request.form["username"]
+        return "ok"
+
+    def ok() -> str:
+        return "ok"
+
+    def plain_call() -> str:
+        plain.messages.create(**ARGS)
+        return "ok"
+
+    def governed_call() -> str:
+        current_claude().messages.create(**ARGS)
+        return "ok"
+
+    def principal() -> Principal | None:
+        name = session.get("username")
+        return Principal(name, USERS[name]) if name in USERS else None
+
+    plain = anthropic.Anthropic(api_key=KEY, base_url="http://claude.invalid", **_options(False))
+    if VARIANT.startswith("peer"):
+        from flask_limiter import Limiter
+        from flask_limiter.util import get_remote_address
+
+        storage = "memory://" if VARIANT == "peer-memory" else REDIS
+        limiter = Limiter(get_remote_address, app=app, storage_uri=storage, key_prefix=f"wire-{uuid.uuid4().hex[:8]}")
+        app.add_url_rule("/chat", "chat", limiter.limit("100000000/minute")(ok))
+    elif VARIANT.startswith("guard"):
+        storage = REDIS if VARIANT.endswith("redis") else "memory://"
+        ClaudeRBAC(app, rbac=_rbac(storage, False), principal_loader=principal)
+        view = governed_call if "call" in VARIANT else ok
+        app.add_url_rule("/chat", "chat", requires_role("user")(view))
+    else:
+        app.add_url_rule("/chat", "chat", plain_call if VARIANT == "bare-call" else ok)
+    return app
+
+
+def create_starlette() -> Any:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.sessions import SessionMiddleware
+    from starlette.requests import HTTPConnection, Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from claude_rbac import Principal
+    from claude_rbac.integrations.starlette import RBACMiddleware, get_claude, requires_role
+
+    plain = anthropic.AsyncAnthropic(api_key=KEY, base_url="http://claude.invalid", **_options(True))
+
+    async def login(request: Request) -> PlainTextResponse:
+        request.session["username"] = parse_qs((await request.body()).decode())["username"][0]
+        return PlainTextResponse("ok")
+
+    async def ok(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    async def plain_call(request: Request) -> PlainTextResponse:
+        await plain.messages.create(**ARGS)
+        return PlainTextResponse("ok")
+
+    async def governed_call(request: Request) -> PlainTextResponse:
+        await get_claude(request).messages.create(**ARGS)
+        return PlainTextResponse("ok")
+
+    def principal(connection: HTTPConnection) -> Principal | None:
+        name = connection.session.get("username")
+        return Principal(name, USERS[name]) if name in USERS else None
+
+    middleware = [Middleware(SessionMiddleware, secret_key=SECRET)]
+    chat: Any = ok
+    state: dict[str, Any] = {}
+    if VARIANT.startswith("peer"):
+        from slowapi import Limiter
+        from slowapi.util import get_remote_address
+
+        storage = "memory://" if VARIANT == "peer-memory" else REDIS
+        limiter = Limiter(key_func=get_remote_address, storage_uri=storage, key_prefix=f"wire-{uuid.uuid4().hex[:8]}")
+        state["limiter"] = limiter
+        chat = limiter.limit("100000000/minute")(ok)
+    elif VARIANT.startswith("guard"):
+        storage = REDIS if VARIANT.endswith("redis") else "memory://"
+        middleware.append(Middleware(RBACMiddleware, rbac=_rbac(storage, True), principal_loader=principal))
+        chat = requires_role("user")(governed_call if "call" in VARIANT else ok)
+    elif VARIANT == "bare-call":
+        chat = plain_call
+    app = Starlette(routes=[Route("/login", login, methods=["POST"]), Route("/chat", chat)], middleware=middleware)
+    for name, value in state.items():
+        setattr(app.state, name, value)
+    return app
+
+
+flask_app = create_flask() if os.environ.get("BENCH_FRAMEWORK") == "flask" else None
+starlette_app = create_starlette() if os.environ.get("BENCH_FRAMEWORK") == "starlette" else None
