@@ -306,11 +306,15 @@ class KeyRing:
 
     def get(self, name: str) -> ActiveKey:
         """The workspace's key, re-reading key files at most once a second when they change."""
+        self.poll()
+        return self._active[name]
+
+    def poll(self) -> None:
+        """Re-read key files whose mtime changed, at most once a second (a clock read otherwise)."""
         now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + RELOAD_CHECK_SECONDS
             self._reload_changed_files()
-        return self._active[name]
 
     def _reload_changed_files(self) -> None:
         for name, active in list(self._active.items()):

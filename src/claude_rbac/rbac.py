@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, overload
 
@@ -114,7 +113,7 @@ class RBAC:
         self._lock = threading.Lock()
         self._roots: dict[tuple[str | None, bool], anthropic.Anthropic | anthropic.AsyncAnthropic] = {}
         self._bases: dict[tuple[str | None, str | None, bool], anthropic.Anthropic | anthropic.AsyncAnthropic] = {}
-        self._derived: OrderedDict[tuple[Any, ...], anthropic.Anthropic | anthropic.AsyncAnthropic] = OrderedDict()
+        self._derived: dict[tuple[Any, ...], anthropic.Anthropic | anthropic.AsyncAnthropic] = {}
         self._scopes: dict[tuple[Any, ...], Scope] = {}
         self._guard_memo: dict[tuple[Any, ...], Any] = {}
 
@@ -315,21 +314,20 @@ class RBAC:
     ) -> anthropic.AsyncAnthropic: ...
 
     def _derive(self, principal: Principal | None, scope: Scope, route: str | None, *, asynchronous: bool) -> Any:
+        self.keys.poll()  # a rotated key file bumps the generation, so the next line misses
+        cache_key = (principal, scope, route, asynchronous, self.keys.generation)
+        derived = self._derived.get(cache_key)  # a dict read is atomic: no lock on the hot path
+        if derived is not None:
+            return derived
         role = self.policy.role(principal.role) if principal is not None else None
         key = self.keys.get(self._workspace_of(role))
-        cache_key = (principal, scope, route, key.workspace, key.key_id, asynchronous)
-        with self._lock:
-            derived = self._derived.get(cache_key)
-            if derived is not None:
-                self._derived.move_to_end(cache_key)
-                return derived
         base = self._base(key, asynchronous)
         binding = Binding(principal, scope, role, key, route, self.enforced(principal))
         derived = base.with_options(middleware=[*base.middleware, Governor(self, binding)])
         with self._lock:
+            if len(self._derived) >= _CLIENT_CACHE_SIZE:
+                self._derived.clear()  # simpler than an LRU, and a miss costs one with_options()
             self._derived[cache_key] = derived
-            if len(self._derived) > _CLIENT_CACHE_SIZE:
-                self._derived.popitem(last=False)
         return derived
 
     def _workspace_of(self, role: Any) -> str:
@@ -421,9 +419,7 @@ class RBAC:
             for key in [key for key in self._bases if key[2] is asynchronous]:
                 del self._bases[key]
             roots = [self._roots.pop(key) for key in [key for key in self._roots if key[1] is asynchronous]]
-            self._derived = OrderedDict(
-                (key, value) for key, value in self._derived.items() if key[-1] is not asynchronous
-            )
+            self._derived = {key: value for key, value in self._derived.items() if key[3] is not asynchronous}
         return roots
 
     def __enter__(self) -> RBAC:
