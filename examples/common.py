@@ -6,8 +6,10 @@ Environment:
 * ``CLAUDE_RBAC_STORAGE``: the limits storage URI (default ``memory://``; e.g. ``redis://127.0.0.1:6379/0``).
 * ``ANTHROPIC_API_KEY`` / ``ANTHROPIC_BASE_URL``: see :func:`claude_rbac.testing.backend.backend_from_env`;
   with neither, the app talks to a FakeClaude it starts itself.
-* ``CLAUDE_RBAC_DEMO_TRACES=console`` or ``OTEL_TRACES_EXPORTER=console``: print spans to stdout;
-  ``OTEL_EXPORTER_OTLP_ENDPOINT``: send them over OTLP (needs ``opentelemetry-exporter-otlp``).
+* ``CLAUDE_RBAC_DEMO_EXTRA_USERS``: more demo users, ``name=role,name=role`` (load tests sign in many users).
+* ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` / ``OTEL_LOGS_EXPORTER`` (``console``, ``otlp``),
+  ``OTEL_EXPORTER_OTLP_ENDPOINT`` and the other standard ``OTEL_*`` variables: the audit trail's spans,
+  metrics and log events, see :mod:`examples.telemetry` (``CLAUDE_RBAC_DEMO_TRACES=console`` still works).
 """
 
 from __future__ import annotations
@@ -17,16 +19,30 @@ from pathlib import Path
 
 from claude_rbac import RBAC, Policy
 from claude_rbac.testing.backend import Backend, backend_from_env
+from examples.telemetry import configure_telemetry_from_env, log_events_wanted
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_POLICY = HERE / "rbac.toml"
 SECRET_KEY = os.environ.get("CLAUDE_RBAC_DEMO_SECRET", "demo-only-secret-change-me")
+
+
+def extra_demo_users(spec: str) -> dict[str, str]:
+    """``"name=role,name=role"`` as a dict; a malformed entry is a ValueError (at import: the app won't start)."""
+    users: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, role = (piece.strip() for piece in entry.partition("="))
+        if not name or not role:
+            raise ValueError(f"CLAUDE_RBAC_DEMO_EXTRA_USERS: expected name=role, got {entry!r}")
+        users[name] = role
+    return users
+
 
 DEMO_USERS: dict[str, str] = {
     "vera": "viewer",
     "uma": "user",
     "paul": "power",
     "ada": "admin",
+    **extra_demo_users(os.environ.get("CLAUDE_RBAC_DEMO_EXTRA_USERS", "")),
 }
 """username -> role. The role lives here, on the server: the session only holds the username."""
 
@@ -43,36 +59,17 @@ def build_rbac() -> tuple[RBAC, Backend]:
     policy = Policy.from_file(os.environ.get("CLAUDE_RBAC_POLICY") or DEFAULT_POLICY)
     storage = os.environ.get("CLAUDE_RBAC_STORAGE") or "memory://"
     prefix = os.environ.get("CLAUDE_RBAC_KEY_PREFIX") or "claude_rbac"
-    rbac = RBAC(policy, storage=storage, key_prefix=prefix, api_key=backend.api_key, base_url=backend.base_url)
+    rbac = RBAC(
+        policy,
+        storage=storage,
+        key_prefix=prefix,
+        api_key=backend.api_key,
+        base_url=backend.base_url,
+        audit_events=log_events_wanted(),  # a claude_rbac.access.denied log event per denial, when logs go somewhere
+    )
     return rbac, backend
 
 
-_configured = False
-
-
 def configure_tracing_from_env() -> None:
-    """Install an OTel SDK tracer provider when the environment asks for one (once per process)."""
-    global _configured
-    wants_console = "console" in (
-        os.environ.get("CLAUDE_RBAC_DEMO_TRACES", ""),
-        os.environ.get("OTEL_TRACES_EXPORTER", ""),
-    )
-    wants_otlp = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
-    if _configured or not (wants_console or wants_otlp):
-        return
-    from opentelemetry import trace
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
-
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "claude-rbac-example")})
-    )
-    if wants_console:
-        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
-    if wants_otlp:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # optional
-
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace.set_tracer_provider(provider)
-    _configured = True
+    """Spans, metrics and log events as the standard ``OTEL_*`` variables ask (once per process)."""
+    configure_telemetry_from_env()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from examples import common
+from examples.telemetry import log_events_wanted
 
 from .backend import BACKEND
 
@@ -12,6 +13,7 @@ SECRET_KEY = common.SECRET_KEY
 DEBUG = os.environ.get("DJANGO_DEBUG") == "1"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 ROOT_URLCONF = "examples.django_app.urls"
+WSGI_APPLICATION = "examples.django_app.wsgi.application"  # with a SERVER span per request when spans are exported
 INSTALLED_APPS = ["claude_rbac.integrations.django"]  # registers the claude_rbac system checks
 # The session holds only the username, in a cookie signed with SECRET_KEY; the role is looked up on the
 # server (examples.common.role_of). A JSON API driven by scripts, so no CsrfViewMiddleware: keep it in a real
@@ -31,4 +33,5 @@ CLAUDE_RBAC = {
     "PRINCIPAL_RESOLVER": "examples.django_app.views.principal_from_session",
     "API_KEY": "examples.django_app.backend.api_key",
     "BASE_URL": BACKEND.base_url,
+    "OPTIONS": {"audit_events": log_events_wanted()},  # OTEL_LOGS_EXPORTER set: a log event per denial
 }

@@ -3,7 +3,8 @@
 Under uvicorn: ``uvicorn examples.fastapi_app:app --workers 4`` (each worker builds its own app from the
 environment; share the limits with ``CLAUDE_RBAC_STORAGE=redis://...``). Configuration comes from the
 environment (see :mod:`examples.common`): offline against a FakeClaude by default, the real API when
-``ANTHROPIC_API_KEY`` is set, spans on the console with ``CLAUDE_RBAC_DEMO_TRACES=console``.
+``ANTHROPIC_API_KEY`` is set, the audit trail on the console with ``OTEL_TRACES_EXPORTER=console`` (or OTLP:
+see :mod:`examples.telemetry`).
 """
 
 from __future__ import annotations

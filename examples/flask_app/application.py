@@ -28,6 +28,7 @@ from flask.typing import ResponseReturnValue
 from claude_rbac import RBAC, InvalidRequest, NotAuthenticated, Principal
 from claude_rbac.integrations.flask import ClaudeRBAC, current_claude, current_principal, current_rbac, requires_role
 from examples.common import DEMO_USERS, MODELS, SECRET_KEY, build_rbac, role_of
+from examples.telemetry import configure_telemetry_from_env, wsgi_server_spans
 
 DEFAULT_MODEL = "claude-haiku-4-5"
 LONG_MODEL = "claude-opus-4-7"
@@ -50,6 +51,8 @@ def create_app(rbac: RBAC | None = None) -> Flask:
     if rbac is None:
         rbac, backend = build_rbac()
         app.config["CLAUDE_BACKEND"] = backend.description
+        if configure_telemetry_from_env().traces:  # spans exported: give each request its SERVER span
+            app.wsgi_app = wsgi_server_spans(app.wsgi_app)  # type: ignore[method-assign]
     ClaudeRBAC(app, rbac=rbac, principal_loader=session_principal)
     app.register_error_handler(anthropic.APIStatusError, _upstream_error)
     app.register_error_handler(anthropic.APIConnectionError, _unreachable)
