@@ -169,6 +169,7 @@ def test_metrics(fake_claude: FakeClaude, metric_reader: InMemoryMetrics) -> Non
             "claude_rbac.decision.reason": "allowed",
             "claude_rbac.role": "user",
             "gen_ai.request.model": "claude-haiku-4-5",
+            "claude_rbac.enforced": True,
         },
         1,
     ) in decisions
@@ -179,6 +180,7 @@ def test_metrics(fake_claude: FakeClaude, metric_reader: InMemoryMetrics) -> Non
             "claude_rbac.decision.reason": "model_not_allowed",
             "claude_rbac.role": "user",
             "gen_ai.request.model": "_other",
+            "claude_rbac.enforced": True,
         }
     ]
     assert all("alice" not in json.dumps(attrs) for attrs, _ in decisions)

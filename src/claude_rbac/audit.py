@@ -150,7 +150,10 @@ class Auditor:
         if failure is not None:
             span.set_status(Status(StatusCode.ERROR, type(failure).__name__))
         span.end()
-        self.decisions.add(1, _metric_attributes(decision.allowed, decision.reason, decision.role, decision.model))
+        enforced = bool(attributes.get(ENFORCED, True))
+        self.decisions.add(
+            1, _metric_attributes(decision.allowed, decision.reason, decision.role, decision.model, enforced)
+        )
         if not decision.allowed:
             self._log_denial(decision, attributes)
             if self._events is not None:
@@ -203,8 +206,16 @@ class Auditor:
             span.set_attributes(attributes)
 
 
+_UNVETTED_MODEL: Final = frozenset(
+    {"model_not_allowed", "api_access_not_allowed", "unauthenticated", "invalid_request"}
+)
+"""Denials decided before the model was found in the policy: its name is whatever the caller sent."""
+
+
 @functools.lru_cache(maxsize=1024)
-def _metric_attributes(allowed: bool, reason: str, role: str | None, model: str | None) -> Mapping[str, AttributeValue]:
+def _metric_attributes(
+    allowed: bool, reason: str, role: str | None, model: str | None, enforced: bool
+) -> Mapping[str, AttributeValue]:
     # Low cardinality only: never a user id, and never a model name the policy refused (a caller could
     # make up millions); the span has the exact name.
     return MappingProxyType(
@@ -212,6 +223,7 @@ def _metric_attributes(allowed: bool, reason: str, role: str | None, model: str 
             DECISION: "allow" if allowed else "deny",
             REASON: reason,
             ROLE: role or "",
-            MODEL: "_other" if reason == "model_not_allowed" else model or "",
+            MODEL: "_other" if model and reason in _UNVETTED_MODEL else model or "",
+            ENFORCED: enforced,
         }
     )

@@ -201,7 +201,8 @@ class Governor(Middleware):
         except (InvalidRequest, AccessDenied) as exc:
             decision = Decision(False, exc.reason, role.name if role else None, message=exc.message)
             attributes = self._attributes(CallPlan(None, decision), first)
-            rbac.auditor.record(decision, attributes)
+            if first or binding.enforced:  # a shadow-mode call the SDK retries is one decision, not one per attempt
+                rbac.auditor.record(decision, attributes)
             if binding.enforced or isinstance(exc, InvalidRequest):
                 raise
             return CallPlan(None, decision), attributes, first
@@ -209,7 +210,8 @@ class Governor(Middleware):
             plan = self._check_revocation(plan, binding.key.key_id, first)
         attributes = self._attributes(plan, first)
         if not plan.decision.allowed:
-            rbac.auditor.record(plan.decision, attributes)
+            if first or binding.enforced:
+                rbac.auditor.record(plan.decision, attributes)
             if binding.enforced:
                 raise error_for(plan.decision)
         return plan, attributes, first

@@ -253,7 +253,10 @@ class Policy:
         role = self.role(principal.role)
         role_name = principal.role if isinstance(principal.role, str) else None
         if role is None or not role.allowed:
-            return _deny("api_access_not_allowed", f"Role {role_name!r} may not use the Claude API.", role_name)
+            asked = model if isinstance(model, str) and model is not _MISSING else None
+            return _deny(
+                "api_access_not_allowed", f"Role {role_name!r} may not use the Claude API.", role_name, model=asked
+            )
 
         model_name: str | None = None
         if model is not _MISSING:
