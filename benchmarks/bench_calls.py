@@ -32,13 +32,19 @@ from claude_rbac.integrations.flask import requires_role as flask_requires_role
 REDIS = "redis://127.0.0.1:6379/0"
 KEY = "sk-ant-api03-benchmark-key-000000000000000000000000000000-BNCH"
 POLICY = {"roles": {"user": {"models": ["claude-haiku-*"], "max_tokens": 512, "rpm": 10**6}}}
-MESSAGE = json.dumps({
-    "id": "msg_bench", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
-    "content": [{"type": "text", "text": "Hello."}], "stop_reason": "end_turn", "stop_sequence": None,
-    "usage": {"input_tokens": 3, "output_tokens": 2},
-}).encode()
-ARGS: dict[str, Any] = {"model": "claude-haiku-4-5", "max_tokens": 100,
-                        "messages": [{"role": "user", "content": "Hi"}]}
+MESSAGE = json.dumps(
+    {
+        "id": "msg_bench",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-haiku-4-5",
+        "content": [{"type": "text", "text": "Hello."}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 3, "output_tokens": 2},
+    }
+).encode()
+ARGS: dict[str, Any] = {"model": "claude-haiku-4-5", "max_tokens": 100, "messages": [{"role": "user", "content": "Hi"}]}
 
 
 def _answer(request: httpx2.Request) -> httpx2.Response:
@@ -52,8 +58,14 @@ def _options(asynchronous: bool) -> dict[str, Any]:
 
 
 def _rbac(storage: str, asynchronous: bool) -> RBAC:
-    return RBAC(POLICY, storage=storage, key_prefix=f"bench-{uuid.uuid4().hex[:8]}", api_key=KEY,
-                base_url="http://claude.invalid", client_options=_options(asynchronous))
+    return RBAC(
+        POLICY,
+        storage=storage,
+        key_prefix=f"bench-{uuid.uuid4().hex[:8]}",
+        api_key=KEY,
+        base_url="http://claude.invalid",
+        client_options=_options(asynchronous),
+    )
 
 
 # -- Flask --------------------------------------------------------------------------------------------
@@ -73,8 +85,9 @@ def _plain_flask(limiter_storage: str | None) -> Flask:
         from flask_limiter import Limiter
         from flask_limiter.util import get_remote_address
 
-        limiter = Limiter(get_remote_address, app=app, storage_uri=limiter_storage,
-                          key_prefix=f"bench-{uuid.uuid4().hex[:8]}")
+        limiter = Limiter(
+            get_remote_address, app=app, storage_uri=limiter_storage, key_prefix=f"bench-{uuid.uuid4().hex[:8]}"
+        )
         app.add_url_rule("/chat", "chat", limiter.limit("1000000/minute")(chat))
     return app
 
@@ -127,8 +140,9 @@ def _plain_fastapi(limiter_storage: str | None) -> FastAPI:
     from slowapi import Limiter
     from slowapi.util import get_remote_address
 
-    limiter = Limiter(key_func=get_remote_address, storage_uri=limiter_storage,
-                      key_prefix=f"bench-{uuid.uuid4().hex[:8]}")
+    limiter = Limiter(
+        key_func=get_remote_address, storage_uri=limiter_storage, key_prefix=f"bench-{uuid.uuid4().hex[:8]}"
+    )
     app.state.limiter = limiter
 
     @app.get("/")
@@ -176,10 +190,14 @@ def _expect_ok(caller: Caller) -> None:
 
 
 def main() -> str:
-    return "\n\n".join([
-        "### Flask route that calls Claude (µs per request)", harness.table(harness.measure(flask_cases())),
-        "### FastAPI route that calls Claude (µs per request)", harness.table(harness.measure(fastapi_cases())),
-    ])
+    return "\n\n".join(
+        [
+            "### Flask route that calls Claude (µs per request)",
+            harness.table(harness.measure(flask_cases())),
+            "### FastAPI route that calls Claude (µs per request)",
+            harness.table(harness.measure(fastapi_cases())),
+        ]
+    )
 
 
 if __name__ == "__main__":

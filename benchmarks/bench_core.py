@@ -70,16 +70,27 @@ def decision_cases() -> list[harness.Case]:
         assert not rbac.check(alice, model="claude-opus-4-7", max_tokens=100).allowed
 
     return [
-        harness.Case("decision", "casbin enforce (allow)", loop(lambda: enforcer.enforce("alice", "claude-haiku-4-5",
-                                                                                          "call")), check_casbin),
-        harness.Case("decision", "casbin enforce (deny)", loop(lambda: enforcer.enforce("alice", "claude-opus-4-7",
-                                                                                         "call"))),
-        harness.Case("decision", "rbac.check (allow)", loop(lambda: rbac.check(alice, model="claude-haiku-4-5",
-                                                                               max_tokens=100)), check_ours),
-        harness.Case("decision", "rbac.check (deny)", loop(lambda: rbac.check(alice, model="claude-opus-4-7",
-                                                                              max_tokens=100))),
-        harness.Case("decision", "rbac.check (clamp)", loop(lambda: rbac.check(alice, model="claude-haiku-4-5",
-                                                                               max_tokens=4000))),
+        harness.Case(
+            "decision",
+            "casbin enforce (allow)",
+            loop(lambda: enforcer.enforce("alice", "claude-haiku-4-5", "call")),
+            check_casbin,
+        ),
+        harness.Case(
+            "decision", "casbin enforce (deny)", loop(lambda: enforcer.enforce("alice", "claude-opus-4-7", "call"))
+        ),
+        harness.Case(
+            "decision",
+            "rbac.check (allow)",
+            loop(lambda: rbac.check(alice, model="claude-haiku-4-5", max_tokens=100)),
+            check_ours,
+        ),
+        harness.Case(
+            "decision", "rbac.check (deny)", loop(lambda: rbac.check(alice, model="claude-opus-4-7", max_tokens=100))
+        ),
+        harness.Case(
+            "decision", "rbac.check (clamp)", loop(lambda: rbac.check(alice, model="claude-haiku-4-5", max_tokens=4000))
+        ),
     ]
 
 
@@ -110,8 +121,12 @@ def derivation_cases(url: str) -> list[harness.Case]:
 
 def call_cases(url: str) -> list[harness.Case]:
     plain = anthropic.Anthropic(api_key=KEY, base_url=url, max_retries=0)
-    rbac = RBAC({"roles": {"user": {"models": ["claude-haiku-*"], "max_tokens": 512}}}, api_key=KEY,
-                base_url=url, client_options={"max_retries": 0})
+    rbac = RBAC(
+        {"roles": {"user": {"models": ["claude-haiku-*"], "max_tokens": 512}}},
+        api_key=KEY,
+        base_url=url,
+        client_options={"max_retries": 0},
+    )
     governed = rbac.client(Principal("alice", "user"))
     limited = RBAC(Policy.default(), api_key=KEY, base_url=url, client_options={"max_retries": 0})
     limited_client = limited.client(Principal("bob", "power"))

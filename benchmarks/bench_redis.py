@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis
+from tests.support.redis import RedisServer
+from tests.support.tcp_proxy import TcpProxy
 
 from benchmarks import harness
 from claude_rbac import RBAC, Principal
-from tests.support.redis import RedisServer
-from tests.support.tcp_proxy import TcpProxy
 
 KEY = "sk-ant-api03-benchmark-key-000000000000000000000000000000-BNCH"
 PROMPT = "Hello"
@@ -33,8 +33,14 @@ def _admissions(storage: str, role: dict[str, Any]) -> harness.Callable[[int], N
     """n admissions of one governed call's buckets (what the middleware does before sending)."""
     rbac = RBAC({"roles": {"user": role}}, storage=storage, key_prefix=f"bench-{uuid.uuid4().hex[:8]}", api_key=KEY)
     policy_role = rbac.policy.roles["user"]
-    buckets = rbac.quota.buckets(role="user", principal_id="alice", rpm=policy_role.rpm, tpm=policy_role.tpm,
-                                 budget_day=policy_role.budget.day, tokens=20 if policy_role.tpm else 0)
+    buckets = rbac.quota.buckets(
+        role="user",
+        principal_id="alice",
+        rpm=policy_role.rpm,
+        tpm=policy_role.tpm,
+        budget_day=policy_role.budget.day,
+        tokens=20 if policy_role.tpm else 0,
+    )
 
     def run(n: int) -> None:
         for _ in range(n):
@@ -68,8 +74,9 @@ def round_trips(url_of_fake: str, calls: int = 200) -> list[tuple[str, float, fl
     rows = []
     with RedisServer() as server, TcpProxy("127.0.0.1", server.port) as proxy:
         for name, role in (("RPM", RPM), ("RPM+TPM+budget", RPM_TPM_BUDGET)):
-            rbac = RBAC({"roles": {"user": role}}, storage=proxy.url(), api_key=KEY, base_url=url_of_fake,
-                        token_estimator=exact)
+            rbac = RBAC(
+                {"roles": {"user": role}}, storage=proxy.url(), api_key=KEY, base_url=url_of_fake, token_estimator=exact
+            )
             client = rbac.client(Principal("alice", "user"))
             client.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=MESSAGES)
             stats = redis.Redis.from_url(server.url)
@@ -85,8 +92,10 @@ def round_trips(url_of_fake: str, calls: int = 200) -> list[tuple[str, float, fl
 
 
 def main() -> str:
-    out = ["### Admission cost, memory against Redis on loopback (µs per call)",
-           harness.table(harness.measure(latency_cases()))]
+    out = [
+        "### Admission cost, memory against Redis on loopback (µs per call)",
+        harness.table(harness.measure(latency_cases())),
+    ]
     with harness.fake_claude_process() as url:
         lines = ["| buckets per call | Redis round trips per call | Lua scripts per call |", "| --- | ---: | ---: |"]
         lines += [f"| {name} | {trips:.2f} | {scripts:.2f} |" for name, trips, scripts in round_trips(url)]
