@@ -54,13 +54,19 @@ def test_the_workspace_example_validates(tmp_path: Path, monkeypatch: pytest.Mon
     assert policy.settings["default_workspace"] == "production"
 
 
-@pytest.mark.parametrize("framework", ["flask", "fastapi", "starlette", "django"])
+@pytest.mark.parametrize("framework", ["flask", "fastapi", "starlette", "django", "audit"])
 def test_framework_examples_are_the_tested_docs_verbatim(framework: str) -> None:
     """The README shows each framework's example from docs/<framework>.md, which that framework's tests run."""
     docs = (Path(__file__).parents[1] / "docs" / f"{framework}.md").read_text()
-    title = {"flask": "Flask", "fastapi": "FastAPI", "starlette": "Starlette", "django": "Django"}[framework]
+    title = {
+        "flask": "Flask",
+        "fastapi": "FastAPI",
+        "starlette": "Starlette",
+        "django": "Django",
+        "audit": "Audit trail",
+    }[framework]
     section = README.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```(?:python|toml)\n(.*?)```", section, re.S)
+    blocks = re.findall(r"```(?:python|toml|text|yaml)\n(.*?)```", section, re.S)
     assert blocks
     for block in blocks:
         assert block in docs
