@@ -66,7 +66,9 @@ def run_app(
     env = {
         "ANTHROPIC_BASE_URL": fake.url,
         "ANTHROPIC_API_KEY": "",
-        "CLAUDE_RBAC_STORAGE": f"{redis_url}/0",
+        # Four workers, the load generator and FakeClaude share two cores here: a starved event loop fires a
+        # socket timeout late, so these servers get 1 s instead of the default 0.25 s (set in the URI).
+        "CLAUDE_RBAC_STORAGE": f"{redis_url}/0?socket_timeout=1&socket_connect_timeout=1",
         "CLAUDE_RBAC_KEY_PREFIX": key_prefix,
         "CLAUDE_RBAC_POLICY": policy_file,
     }
