@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Final, NamedTuple
 
-from ..errors import NotAuthenticated, RBACError
+from ..errors import NotAuthenticated, PolicyError, RBACError
 from ..guard import Guard, PrincipalLoader, error_response, load_principal
 from ..policy import Decision, Principal
 from ..rbac import RBAC
@@ -95,7 +95,8 @@ def get_claude(environ: WSGIEnvironment) -> anthropic.Anthropic:
 def normalize_path(path: str) -> str:
     """The path a router ends up serving: repeated slashes and ``.``/``..`` segments resolved, no trailing slash.
 
-    Rules match this form, so ``//admin``, ``/x/../admin`` and ``/admin/.`` cannot slip past ``/admin/*``.
+    Rules match this form, so ``//admin``, ``/x/../admin`` and ``/admin/.`` cannot slip past ``/admin/*``, and
+    the path as sent, so ``/admin/..`` cannot either (werkzeug's router serves it as ``/admin/<path:p>``).
     """
     segments: list[str] = []
     for segment in path.split("/"):
@@ -143,9 +144,11 @@ class PathRules:
             guard.validate(rbac)
 
     def matching(self, path: str) -> Iterator[tuple[str, Guard]]:
+        # Both forms: a router that resolves dot segments serves the normalized path, and one that does not
+        # (werkzeug's, a prefix-routing WSGI app) serves the raw one, so "/admin/.." must not slip past either.
         normalized = normalize_path(path)
         for pattern, regex, guard in self._rules:
-            if regex.match(normalized):
+            if regex.match(normalized) or (path != normalized and regex.match(path)):
                 yield pattern, guard
 
 
@@ -158,7 +161,8 @@ def _send_error(error: RBACError, start_response: StartResponse) -> list[bytes]:
 class RBACMiddleware:
     """Loads the principal once per request into ``environ[PRINCIPAL_KEY]`` and enforces ``rules`` before the app.
 
-    A denial never reaches the app: it gets the Anthropic-shaped JSON error (401 or 403) right here.
+    A denial never reaches the app: it gets the Anthropic-shaped JSON error (401 or 403) right here. An
+    ``RBACError`` the app raises before it returns its body (a governed client's 403, 429 or 503) gets the same.
     """
 
     def __init__(
@@ -183,4 +187,12 @@ class RBACMiddleware:
                 admit(environ, self.rbac, guard, principal, pattern)
         except RBACError as error:
             return _send_error(error, start_response)
-        return self.app(environ, start_response)
+        try:
+            return self.app(environ, start_response)
+        except RBACError as error:
+            # The governed client refused (403/429/503) before the app returned its body: answer with the
+            # Anthropic error, as the ASGI middleware does, not the server's bare 500. A PolicyError is a
+            # configuration error, and the server's 500.
+            if isinstance(error, PolicyError):
+                raise
+            return _send_error(error, start_response)
