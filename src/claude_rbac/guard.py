@@ -5,6 +5,7 @@ Adapters stay thin by calling these; none of it knows a web framework.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -62,12 +63,22 @@ def load_principal(loader: PrincipalLoader, *args: Any) -> Principal | None:
     return _checked(value, loader)
 
 
-async def aload_principal(loader: AsyncPrincipalLoader, *args: Any) -> Principal | None:
-    """Call a sync or async loader, with the same fail-closed rules as :func:`load_principal`."""
+async def aload_principal(
+    loader: AsyncPrincipalLoader, *args: Any, timeout: float | None = None
+) -> Principal | None:
+    """Call a sync or async loader, with the same fail-closed rules as :func:`load_principal`.
+
+    An async loader that takes longer than ``timeout`` seconds is cancelled and counts as a loader that
+    raised: nobody is signed in (the identity store hung; the request must not hang with it).
+    """
     try:
         value = loader(*args)
         if inspect.isawaitable(value):
-            value = await value
+            value = await (asyncio.wait_for(value, timeout) if timeout is not None else value)
+    except asyncio.TimeoutError:
+        name = getattr(loader, "__qualname__", type(loader).__name__)
+        log.error("claude_rbac: principal loader %s took longer than %s s; denying the request", name, timeout)
+        raise NotAuthenticated("Could not establish who is signed in.") from None
     except Exception:
         raise _loader_failed(loader) from None
     return _checked(value, loader)

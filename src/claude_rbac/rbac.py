@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, overload
 
@@ -112,6 +113,8 @@ class RBAC:
         self._client_options = dict(client_options or {})
         self._lock = threading.Lock()
         self._roots: dict[tuple[str | None, bool], anthropic.Anthropic | anthropic.AsyncAnthropic] = {}
+        # An RBAC dropped without close() still releases its sync connection pools (async ones need their loop).
+        weakref.finalize(self, _close_sync_roots, self._roots)
         self._bases: dict[tuple[str | None, str | None, bool], anthropic.Anthropic | anthropic.AsyncAnthropic] = {}
         self._derived: dict[tuple[Any, ...], anthropic.Anthropic | anthropic.AsyncAnthropic] = {}
         self._scopes: dict[tuple[Any, ...], Scope] = {}
@@ -471,6 +474,12 @@ class RBAC:
             {"kind": bucket.kind, "limit": bucket.item.amount, "remaining": remaining, "reset": reset}
             for bucket, remaining, reset in await self.quota.aremaining(buckets)
         ]
+
+
+def _close_sync_roots(roots: dict[tuple[str | None, bool], Any]) -> None:
+    for (_, asynchronous), root in list(roots.items()):
+        if not asynchronous:
+            root.close()
 
 
 _SERVER_SPAN_ATTRIBUTES = frozenset(

@@ -243,7 +243,7 @@ async def _send_json(send: Callable[..., Awaitable[None]], data: Any, *extra: tu
     await send({"type": "http.response.body", "body": body})
 
 
-def asgi_app(rbac: RBAC, loader: Loader | None = None) -> Any:
+def asgi_app(rbac: RBAC, loader: Loader | None = None, loader_timeout: float | None = 5.0) -> Any:
     """A raw ASGI app behind ``asgi.RBACMiddleware``: it calls ``rbac.require`` and ``rbac.async_client`` itself."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -285,7 +285,9 @@ def asgi_app(rbac: RBAC, loader: Loader | None = None) -> Any:
             await send({"type": "http.response.start", "status": 404, "headers": []})
             await send({"type": "http.response.body", "body": b""})
 
-    return asgi_rbac.RBACMiddleware(app, rbac=rbac, principal_loader=loader or asgi_session_loader)
+    return asgi_rbac.RBACMiddleware(
+        app, rbac=rbac, principal_loader=loader or asgi_session_loader, loader_timeout=loader_timeout
+    )
 
 
 def starlette_session_loader(connection: HTTPConnection) -> Principal | None:
@@ -339,7 +341,7 @@ async def _starlette_admin(request: Request) -> Response:
     return HTMLResponse("<h1>admin</h1>")
 
 
-def starlette_app(rbac: RBAC, loader: Loader | None = None) -> Starlette:
+def starlette_app(rbac: RBAC, loader: Loader | None = None, loader_timeout: float | None = 5.0) -> Starlette:
     """The Starlette mirror: ``RBACMiddleware``, ``requires_role`` and ``get_claude(request)``."""
     return Starlette(
         routes=[
@@ -351,7 +353,12 @@ def starlette_app(rbac: RBAC, loader: Loader | None = None) -> Starlette:
         ],
         middleware=[
             Middleware(SessionMiddleware, secret_key=MIRROR_SECRET),
-            Middleware(starlette_rbac.RBACMiddleware, rbac=rbac, principal_loader=loader or starlette_session_loader),
+            Middleware(
+                starlette_rbac.RBACMiddleware,
+                rbac=rbac,
+                principal_loader=loader or starlette_session_loader,
+                loader_timeout=loader_timeout,
+            ),
         ],
         lifespan=closing_lifespan(rbac),
     )
@@ -361,10 +368,15 @@ UserClaude = Annotated[AsyncAnthropic, Depends(fastapi_rbac.requires_role("user"
 LongClaude = Annotated[AsyncAnthropic, Depends(fastapi_rbac.requires_role("power", models=["claude-opus-*"]))]
 
 
-def fastapi_app(rbac: RBAC, loader: Loader | None = None) -> FastAPI:
+def fastapi_app(rbac: RBAC, loader: Loader | None = None, loader_timeout: float | None = 5.0) -> FastAPI:
     """The FastAPI mirror: the ``requires_role`` dependency yields the governed ``AsyncAnthropic``."""
     app = FastAPI(lifespan=closing_lifespan(rbac))
-    app.add_middleware(fastapi_rbac.RBACMiddleware, rbac=rbac, principal_loader=loader or starlette_session_loader)
+    app.add_middleware(
+        fastapi_rbac.RBACMiddleware,
+        rbac=rbac,
+        principal_loader=loader or starlette_session_loader,
+        loader_timeout=loader_timeout,
+    )
     app.add_middleware(SessionMiddleware, secret_key=MIRROR_SECRET)
     app.add_api_route("/login", _login, methods=["POST"])
     app.add_api_route("/api/me", _me)
@@ -404,6 +416,7 @@ def django_settings(
     storage: str = "memory://",
     key_prefix: str = "claude_rbac",
     options: Mapping[str, Any] | None = None,
+    resolver_timeout: float | None = 5.0,
 ) -> Iterator[str]:
     """The Django example's URLs, middleware and signed-cookie sessions; yields the SECRET_KEY."""
     django_project()
@@ -417,6 +430,7 @@ def django_settings(
         "STORAGE": storage,
         "KEY_PREFIX": key_prefix,
         "PRINCIPAL_RESOLVER": resolver,
+        "PRINCIPAL_RESOLVER_TIMEOUT": resolver_timeout,
         "API_KEY": api_key,
         "BASE_URL": fake.url,
         "OPTIONS": dict(options or {}),

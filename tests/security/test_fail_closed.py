@@ -1,7 +1,8 @@
 """Fail closed: a principal loader, a storage, a key source or a policy reload that raises or hangs denies.
 
 Each part breaks on its own; the result is a deny or a 503 within bounded time, and FakeClaude
-receives nothing. (The adapters: tests/security/test_fail_closed_integrations.py, test_route_walk.py, test_forged_inputs.py.)
+receives nothing. (Per integration: test_fail_closed_integrations.py, test_route_walk.py and
+test_forged_inputs.py.)
 """
 
 from __future__ import annotations

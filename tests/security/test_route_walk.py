@@ -688,30 +688,10 @@ class ReachedClaudeUnguarded(Exception):
     pass
 
 
-@pytest.mark.xfail(
-    raises=ReachedClaudeUnguarded,
-    strict=True,
-    reason="Django binds request.claude on every request (docs/django.md: outside a guard it carries the role's "
-    "own grants), so outside a guard it does not raise as current_claude()/get_claude() do",
-)
 def test_django_request_claude_outside_a_guard_raises(django_throwaway: httpx.Client, fake_claude: FakeClaude) -> None:
     response = django_throwaway.post("/leaky")
     if response.status_code == 200 or fake_claude.count():
         raise ReachedClaudeUnguarded(f"an unguarded view reached Claude as {ADA}: {response.status_code}")
-
-
-def test_django_request_claude_outside_a_guard_is_still_governed(
-    django_throwaway: httpx.Client, fake_claude: FakeClaude
-) -> None:
-    """What holds today: the unguarded client is the role's, so it refuses whom the role refuses."""
-    expected = {None: (401, "unauthenticated"), Principal("vera", "viewer"): (403, "api_access_not_allowed")}
-    for principal, (status, code) in expected.items():
-        SIGNED_IN["principal"] = principal
-        for path_ in ("/leaky", "/nested/mixed"):
-            response = django_throwaway.request("PUT" if path_ == "/nested/mixed" else "POST", path_)
-            assert response.status_code == status, response.text
-            assert error_of(response)["error_code"] == code
-    assert fake_claude.requests == []
 
 
 def test_a_starlette_request_without_a_guard_has_no_client() -> None:

@@ -19,6 +19,9 @@ from ..guard import AsyncPrincipalLoader, aload_principal, error_response
 from ..policy import Principal
 from ..rbac import RBAC
 
+DEFAULT_LOADER_TIMEOUT: Final = 5.0
+"""Seconds an async principal loader may take before the request counts as signed out."""
+
 __all__ = [
     "PRINCIPAL_STATE",
     "RBAC_STATE",
@@ -72,10 +75,18 @@ class RBACMiddleware:
     ``principal_loader(scope)`` returns the :class:`~claude_rbac.policy.Principal` the app's own trusted
     identity (session, login user) says is signed in, or ``None``. It may be sync or async; a sync one
     runs on the event loop, so keep it to lookups that do not block. A loader that raises or returns
-    anything else leaves the connection unauthenticated (and logs an ERROR): guarded routes deny it.
+    anything else leaves the connection unauthenticated (and logs an ERROR): guarded routes deny it, and
+    so does an async loader that takes longer than ``loader_timeout`` seconds (default 5; ``None`` waits).
     """
 
-    def __init__(self, app: ASGIApp, *, rbac: RBAC, principal_loader: AsyncPrincipalLoader) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        rbac: RBAC,
+        principal_loader: AsyncPrincipalLoader,
+        loader_timeout: float | None = DEFAULT_LOADER_TIMEOUT,
+    ) -> None:
         if not isinstance(rbac, RBAC):
             raise TypeError(f"RBACMiddleware needs rbac=RBAC(...), got {type(rbac).__name__}")
         if not callable(principal_loader):
@@ -83,6 +94,7 @@ class RBACMiddleware:
         self.app = app
         self.rbac = rbac
         self.principal_loader = principal_loader
+        self.loader_timeout = loader_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -98,7 +110,9 @@ class RBACMiddleware:
             state = scope["state"] = {}
         state[RBAC_STATE] = self.rbac
         try:
-            principal = await aload_principal(self.principal_loader, self.loader_argument(scope))
+            principal = await aload_principal(
+                self.principal_loader, self.loader_argument(scope), timeout=self.loader_timeout
+            )
         except NotAuthenticated:  # the loader raised or answered nonsense: logged, and the request is anonymous
             principal = None
         state[PRINCIPAL_STATE] = principal

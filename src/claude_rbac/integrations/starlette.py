@@ -107,11 +107,12 @@ class RBACMiddleware(asgi.RBACMiddleware):
         principal_loader: AsyncPrincipalLoader | None = None,
         role_attribute: str = "role",
         session_keys: tuple[str, str] = ("user_id", "role"),
+        loader_timeout: float | None = asgi.DEFAULT_LOADER_TIMEOUT,
     ) -> None:
         # The default loader reads the scope itself: no HTTPConnection to build per request.
         self._loader_takes_connection = principal_loader is not None
         loader = principal_loader or _scope_loader(role_attribute, session_keys)
-        super().__init__(app, rbac=rbac, principal_loader=loader)
+        super().__init__(app, rbac=rbac, principal_loader=loader, loader_timeout=loader_timeout)
 
     def loader_argument(self, scope: asgi.Scope) -> object:
         return HTTPConnection(scope) if self._loader_takes_connection else scope

@@ -41,10 +41,12 @@ def whoami(request: Any) -> JsonResponse:
     return JsonResponse({"principal": None if principal is None else [principal.id, principal.role]})
 
 
+@requires_role("user")
 def client_types(request: Any) -> JsonResponse:
     return JsonResponse({"sync": isinstance(request.claude, anthropic.Anthropic)})
 
 
+@requires_role("user")
 async def aclient_types(request: Any) -> JsonResponse:
     return JsonResponse({"async": isinstance(await request.aclaude(), anthropic.AsyncAnthropic)})
 

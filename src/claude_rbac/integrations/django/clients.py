@@ -39,18 +39,29 @@ class LazyClaude:
     Django's ``SimpleLazyObject`` but with one small object per request (this is on every request's path).
     """
 
-    __slots__ = ("_client", "_principal", "_rbac", "_request", "_scope")
+    __slots__ = ("_client", "_guarded", "_principal", "_rbac", "_request", "_scope")
 
-    def __init__(self, rbac: RBAC, principal: Principal | None, scope: Scope | None, request: Any) -> None:
+    def __init__(
+        self, rbac: RBAC, principal: Principal | None, scope: Scope | None, request: Any, *, guarded: bool
+    ) -> None:
         self._rbac = rbac
         self._principal = principal
         self._scope = scope
         self._request = request
+        self._guarded = guarded
         self._client: anthropic.Anthropic | None = None
+
+    def _require_guard(self) -> None:
+        if not self._guarded:
+            raise RuntimeError(
+                "request.claude / request.aclaude() are only available in a view guarded by requires_role() "
+                "or RoleRequiredMixin: no view reaches Claude unguarded"
+            )
 
     def _get(self) -> anthropic.Anthropic:
         client = self._client
         if client is None:
+            self._require_guard()
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
@@ -76,11 +87,18 @@ class LazyClaude:
 
     async def aclient(self) -> anthropic.AsyncAnthropic:
         """``await request.aclaude()``: the governed ``anthropic.AsyncAnthropic`` for the same principal and scope."""
+        self._require_guard()
         return self._rbac.async_client(self._principal, scope=self._scope, route=route_of(self._request))
 
 
-def bind_clients(request: Any, rbac: RBAC, principal: Principal | None, scope: Scope | None = None) -> None:
-    """Give the request its lazy governed clients, narrowed to ``scope`` (a route guard's)."""
-    claude = LazyClaude(rbac, principal, scope, request)
+def bind_clients(
+    request: Any, rbac: RBAC, principal: Principal | None, scope: Scope | None = None, *, guarded: bool = True
+) -> None:
+    """Give the request its lazy governed clients, narrowed to ``scope`` (a route guard's).
+
+    The middleware binds unguarded ones, which raise when used; a guard that admits the request
+    rebinds them, so only a guarded view can reach Claude.
+    """
+    claude = LazyClaude(rbac, principal, scope, request, guarded=guarded)
     request.claude = claude
     request.aclaude = claude.aclient

@@ -30,6 +30,7 @@ KEYS = (
     "STORAGE_OPTIONS",
     "KEY_PREFIX",
     "PRINCIPAL_RESOLVER",
+    "PRINCIPAL_RESOLVER_TIMEOUT",
     "ROLES_FROM_GROUPS",
     "SUPERUSER_ROLE",
     "API_KEY",
@@ -54,6 +55,8 @@ class Config:
     resolver: Resolver | None = None
     """``None``: the built-in resolver of ``request.user``."""
     resolver_is_async: bool = False
+    resolver_timeout: float | None = 5.0
+    """Seconds an async resolution may take before the request counts as signed out (``None`` waits)."""
     roles_from_groups: bool = True
     superuser_role: str | None = None
     api_key: ApiKeySource = DEFAULT_API_KEY
@@ -150,6 +153,7 @@ def read_config(raw: object) -> tuple[Config | None, list[Any]]:
         _check_type(raw, "SUPERUSER_ROLE", (str,), "a role name", problems),
         _check_type(raw, "BASE_URL", (str,), "an http(s) URL", problems),
         _check_type(raw, "OPTIONS", (Mapping,), "a dict of RBAC() keyword arguments", problems),
+        _check_type(raw, "PRINCIPAL_RESOLVER_TIMEOUT", (int, float), "a number of seconds", problems),
     ]
     storage = raw.get("STORAGE") or "memory://"
     if isinstance(storage, str) and "://" not in storage:
@@ -187,6 +191,7 @@ def read_config(raw: object) -> tuple[Config | None, list[Any]]:
             key_prefix=raw.get("KEY_PREFIX") or "claude_rbac",
             resolver=resolver,
             resolver_is_async=resolver is not None and iscoroutinefunction(resolver),
+            resolver_timeout=raw.get("PRINCIPAL_RESOLVER_TIMEOUT", 5.0),
             roles_from_groups=raw.get("ROLES_FROM_GROUPS", True),
             superuser_role=superuser_role,
             api_key=api_key,

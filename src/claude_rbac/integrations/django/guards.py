@@ -43,8 +43,8 @@ def guard_request(guard: Guard, request: Any) -> Any | None:
         guard.check(rbac, principal, route_of(request))
     except RBACError as exc:
         return error_response(exc)
-    if guard.models is not None or guard.max_tokens is not None or guard.rpm is not None:
-        bind_clients(request, rbac, principal, guard.scope(rbac))  # else the middleware's clients are this route's
+    narrows = guard.models is not None or guard.max_tokens is not None or guard.rpm is not None
+    bind_clients(request, rbac, principal, guard.scope(rbac) if narrows else None)
     return None
 
 

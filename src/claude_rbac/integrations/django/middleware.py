@@ -37,11 +37,12 @@ def resolve_principal(request: Any) -> Principal | None:
 async def aresolve_principal(request: Any) -> Principal | None:
     config = get_config()
     try:
+        timeout = config.resolver_timeout
         if config.resolver is None:
-            return await aload_principal(aprincipal_from_user, request)
+            return await aload_principal(aprincipal_from_user, request, timeout=timeout)
         if config.resolver_is_async:
-            return await aload_principal(config.resolver, request)
-        return await aload_principal(sync_to_async(config.resolver), request)
+            return await aload_principal(config.resolver, request, timeout=timeout)
+        return await aload_principal(sync_to_async(config.resolver), request, timeout=timeout)
     except NotAuthenticated:
         return None
 
@@ -65,13 +66,13 @@ class RBACMiddleware:
             return self.__acall__(request)
         principal = resolve_principal(request)
         request.principal = principal
-        bind_clients(request, get_rbac(), principal)
+        bind_clients(request, get_rbac(), principal, guarded=False)
         return self.get_response(request)
 
     async def __acall__(self, request: Any) -> Any:
         principal = await aresolve_principal(request)
         request.principal = principal
-        bind_clients(request, get_rbac(), principal)
+        bind_clients(request, get_rbac(), principal, guarded=False)
         return await self.get_response(request)
 
     def process_exception(self, request: Any, exception: Exception) -> Any:
