@@ -63,9 +63,7 @@ def load_principal(loader: PrincipalLoader, *args: Any) -> Principal | None:
     return _checked(value, loader)
 
 
-async def aload_principal(
-    loader: AsyncPrincipalLoader, *args: Any, timeout: float | None = None
-) -> Principal | None:
+async def aload_principal(loader: AsyncPrincipalLoader, *args: Any, timeout: float | None = None) -> Principal | None:
     """Call a sync or async loader, with the same fail-closed rules as :func:`load_principal`.
 
     An async loader that takes longer than ``timeout`` seconds is cancelled and counts as a loader that
