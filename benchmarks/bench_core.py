@@ -138,17 +138,31 @@ def call_cases(url: str) -> list[harness.Case]:
 
         return run
 
-    def reset_limits(n: int) -> None:
-        limited.quota.storage.reset()
-        for _ in range(n):
-            if _ % 50 == 49:
-                limited.quota.storage.reset()
-            limited_client.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=MESSAGES)
+    untimed = RBAC(Policy.default(), api_key=KEY, base_url=url, client_options={"max_retries": 0})
+    # A diagnostic, not a configuration anyone runs: limits' MemoryStorage starts a threading.Timer thread
+    # every 10 ms to expire entries; this instance skips it, to show what that thread costs a call.
+    untimed.quota.storage._MemoryStorage__schedule_expiry = lambda: None  # type: ignore[attr-defined]
+    untimed_client = untimed.client(Principal("bob", "power"))
+
+    def with_rpm(rbac: RBAC, client: anthropic.Anthropic) -> harness.Callable[[int], None]:
+        def run(n: int) -> None:
+            rbac.quota.storage.reset()  # power has rpm=60: start each run with an empty window
+            for i in range(n):
+                if i % 50 == 49:
+                    rbac.quota.storage.reset()
+                client.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=MESSAGES)
+
+        return run
 
     return [
         harness.Case("call", "plain anthropic client -> FakeClaude", calls(plain)),
         harness.Case("call", "governed client (policy only)", calls(governed)),
-        harness.Case("call", "governed client (policy + RPM, memory)", reset_limits),
+        harness.Case("call", "governed client (policy + RPM, memory)", with_rpm(limited, limited_client)),
+        harness.Case(
+            "call",
+            "diagnostic: the same, limits' memory expiry timer off",
+            with_rpm(untimed, untimed_client),
+        ),
     ]
 
 

@@ -136,9 +136,15 @@ def _with_fake_claude(report: Report, rounds: int) -> None:
         policy_only = _find(calls, "governed client (policy only)").median
         limited = _find(calls, "governed client (policy + RPM, memory)").median
         report.target(
-            "governed call / plain SDK call",
+            "governed call (policy) / plain SDK call",
             "<= 1.05",
-            f"{policy_only / plain:.3f} (policy), {limited / plain:.3f} (policy + RPM)",
+            f"{policy_only / plain:.3f}",
+            policy_only / plain <= 1.05,
+        )
+        report.target(
+            "governed call (policy + RPM, memory) / plain SDK call",
+            "<= 1.05",
+            f"{limited / plain:.3f} ({untimed / plain:.3f} with limits' memory expiry timer off)",
             limited / plain <= 1.05,
         )
         trips = bench_redis.round_trips(url)
