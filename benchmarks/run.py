@@ -135,6 +135,7 @@ def _with_fake_claude(report: Report, rounds: int) -> None:
         plain = _find(calls, "plain anthropic client").median
         policy_only = _find(calls, "governed client (policy only)").median
         limited = _find(calls, "governed client (policy + RPM, memory)").median
+        untimed = _find(calls, "diagnostic: the same, limits' memory expiry timer off").median
         report.target(
             "governed call (policy) / plain SDK call",
             "<= 1.05",
