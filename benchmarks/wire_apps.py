@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import uuid
@@ -26,7 +27,10 @@ REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0")
 SECRET = "wire-bench-secret"
 KEY = "sk-ant-api03-benchmark-key-000000000000000000000000000000-BNCH"
 USERS = {"uma": "user"}
-POLICY = {"roles": {"user": {"models": ["claude-haiku-*"], "max_tokens": 512, "rpm": 10**6}}}
+POLICY = {"roles": {"user": {"models": ["claude-haiku-*"], "max_tokens": 512, "rpm": 10_000}}}
+ROTATE = 1000
+"""The signed-in user is ``uma``; guarded calls are counted as one of this many users (a realistic rpm each:
+a moving window keeps an entry per request, and one user allowed millions would measure a long list)."""
 ARGS: dict[str, Any] = {"model": "claude-haiku-4-5", "max_tokens": 100, "messages": [{"role": "user", "content": "Hi"}]}
 MESSAGE = json.dumps(
     {
@@ -91,9 +95,11 @@ def create_flask() -> Any:
         current_claude().messages.create(**ARGS)
         return "ok"
 
+    turn = itertools.count()
+
     def principal() -> Principal | None:
         name = session.get("username")
-        return Principal(name, USERS[name]) if name in USERS else None
+        return Principal(f"{name}-{next(turn) % ROTATE}", USERS[name]) if name in USERS else None
 
     plain = anthropic.Anthropic(api_key=KEY, base_url="http://claude.invalid", **_options(False))
     if VARIANT.startswith("peer"):
@@ -141,9 +147,11 @@ def create_starlette() -> Any:
         await get_claude(request).messages.create(**ARGS)
         return PlainTextResponse("ok")
 
+    turn = itertools.count()
+
     def principal(connection: HTTPConnection) -> Principal | None:
         name = connection.session.get("username")
-        return Principal(name, USERS[name]) if name in USERS else None
+        return Principal(f"{name}-{next(turn) % ROTATE}", USERS[name]) if name in USERS else None
 
     middleware = [Middleware(SessionMiddleware, secret_key=SECRET)]
     chat: Any = ok

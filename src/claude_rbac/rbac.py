@@ -25,7 +25,7 @@ from .deployment import warn_if_memory_in_many_workers
 from .errors import PolicyError, PolicyProblem
 from .keys import ORG_IDS_HEADER, ActiveKey, KeyRing, format_org_ids, is_revoked
 from .policy import UNRESTRICTED, Decision, Policy, Principal, Scope, UnavailablePolicy
-from .quota import Quota
+from .quota import Bucket, Quota
 
 __all__ = ["RBAC"]
 
@@ -445,35 +445,29 @@ class RBAC:
 
     def rate_limits(self, principal: Principal | None, *, scope: Scope | None = None) -> list[dict[str, Any]]:
         """The principal's request buckets now: limit, remaining and reset time (for headers and pages)."""
-        role = self.policy.role(principal.role) if principal is not None else None
-        if role is None or principal is None:
-            return []
-        chosen = scope or Scope()
-        buckets = self.quota.buckets(
-            role=role.name,
-            principal_id=principal.id,
-            rpm=role.rpm,
-            scope_name=chosen.name,
-            scope_rpm=chosen.rpm,
-        )
-        return [
-            {"kind": bucket.kind, "limit": bucket.item.amount, "remaining": remaining, "reset": reset}
-            for bucket, remaining, reset in self.quota.remaining(buckets)
-        ]
+        buckets = self._request_buckets(principal, scope)
+        return _as_limits(self.quota.remaining(buckets)) if buckets else []
 
     async def arate_limits(self, principal: Principal | None, *, scope: Scope | None = None) -> list[dict[str, Any]]:
         """:meth:`rate_limits` for async code: reads the storage through ``limits.aio``, never blocking the loop."""
+        buckets = self._request_buckets(principal, scope)
+        return _as_limits(await self.quota.aremaining(buckets)) if buckets else []
+
+    def _request_buckets(self, principal: Principal | None, scope: Scope | None) -> tuple[Bucket, ...]:
         role = self.policy.role(principal.role) if principal is not None else None
         if role is None or principal is None:
-            return []
+            return ()
         chosen = scope or UNRESTRICTED
-        buckets = self.quota.buckets(
+        return self.quota.buckets(
             role=role.name, principal_id=principal.id, rpm=role.rpm, scope_name=chosen.name, scope_rpm=chosen.rpm
         )
-        return [
-            {"kind": bucket.kind, "limit": bucket.item.amount, "remaining": remaining, "reset": reset}
-            for bucket, remaining, reset in await self.quota.aremaining(buckets)
-        ]
+
+
+def _as_limits(rows: Iterable[tuple[Bucket, int, float]]) -> list[dict[str, Any]]:
+    return [
+        {"kind": bucket.kind, "limit": bucket.item.amount, "remaining": remaining, "reset": reset}
+        for bucket, remaining, reset in rows
+    ]
 
 
 def _close_sync_roots(roots: dict[tuple[str | None, bool], Any]) -> None:
