@@ -202,7 +202,13 @@ def render(report: Report, wire: str) -> str:
         "",
     ]
     if soak.exists():
-        parts += ["## Soak", "", "See [soak.md](soak.md) (written by `make test`'s soak run).", ""]
+        parts += [
+            "## Soak",
+            "",
+            "See [soak.md](soak.md): the soak runs in `make test`; "
+            "`CLAUDE_RBAC_SOAK_REPORT=benchmarks/soak.md` writes its numbers.",
+            "",
+        ]
     notes = HERE / "NOTES.md"
     if notes.exists():
         parts += [notes.read_text().strip(), ""]
