@@ -24,6 +24,7 @@ __all__ = [
     "Guard",
     "PrincipalLoader",
     "aload_principal",
+    "arate_limit_headers",
     "error_response",
     "load_principal",
     "rate_limit_headers",
@@ -142,9 +143,22 @@ def rate_limit_headers(
     has no RPM limit or the storage cannot answer (a header is never worth failing a request over).
     """
     try:
-        buckets = rbac.rate_limits(principal, scope=scope)
+        return _rate_headers(rbac.rate_limits(principal, scope=scope), style)
     except Exception:
         return []
+
+
+async def arate_limit_headers(
+    rbac: RBAC, principal: Principal | None, scope: Scope | None = None, style: str = "ietf"
+) -> list[tuple[str, str]]:
+    """:func:`rate_limit_headers` for async code: the storage is read through ``limits.aio``."""
+    try:
+        return _rate_headers(await rbac.arate_limits(principal, scope=scope), style)
+    except Exception:
+        return []
+
+
+def _rate_headers(buckets: list[dict[str, Any]], style: str) -> list[tuple[str, str]]:
     if not buckets:
         return []
     tightest = min(buckets, key=lambda bucket: bucket["remaining"])

@@ -95,6 +95,8 @@ class RBACMiddleware:
         self.rbac = rbac
         self.principal_loader = principal_loader
         self.loader_timeout = loader_timeout
+        self.adds_headers = False
+        """Set by adapters that add response headers (opt-in RateLimit-*): only then is the start message touched."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -123,6 +125,13 @@ class RBACMiddleware:
             nonlocal answered
             if kind == "http" or message["type"] in _WEBSOCKET_ENDINGS:
                 answered = True
+            if self.adds_headers and message["type"] == "http.response.start":
+                extra = [
+                    (name.lower().encode("latin-1"), value.encode("latin-1"))
+                    for name, value in await self.response_headers(scope)
+                ]
+                if extra:
+                    message = {**message, "headers": [*message.get("headers", ()), *extra]}
             await send(message)
 
         try:
@@ -131,6 +140,10 @@ class RBACMiddleware:
             if answered or isinstance(exc, PolicyError):
                 raise  # too late for an error response, or a configuration error: let the server report it
             await _refuse(kind, send, exc)
+
+    async def response_headers(self, scope: Scope) -> list[tuple[str, str]]:
+        """Headers to add to an HTTP response's start message (only when ``adds_headers`` is set)."""
+        return []
 
     def loader_argument(self, scope: Scope) -> object:
         """What ``principal_loader`` is called with: the ASGI scope here; framework adapters pass their request."""

@@ -158,6 +158,9 @@ def _admit(connection: HTTPConnection, guard: Guard, rbac: RBAC | None, principa
         # enduser.id / user.roles belong on the request's SERVER span, where dashboards look for them.
         with trace.use_span(server_span, record_exception=False, set_status_on_exception=False):
             guard.check(rbac, principal, route)
+    state = scope.get("state")
+    if state is not None:  # as Starlette's guard does: get_claude() and the RateLimit-* headers find it
+        state[starlette_adapter.GUARD_STATE] = (guard, True, route)
     return rbac.async_client(principal, scope=guard.scope(rbac), route=route)
 
 

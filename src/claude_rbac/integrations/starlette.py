@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import anyio
 from starlette.requests import HTTPConnection
@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..errors import PolicyError, RBACError
-from ..guard import AsyncPrincipalLoader, Guard, error_response
+from ..guard import AsyncPrincipalLoader, Guard, arate_limit_headers, error_response
 from ..policy import Principal
 from ..rbac import RBAC
 from . import asgi
@@ -108,11 +108,27 @@ class RBACMiddleware(asgi.RBACMiddleware):
         role_attribute: str = "role",
         session_keys: tuple[str, str] = ("user_id", "role"),
         loader_timeout: float | None = asgi.DEFAULT_LOADER_TIMEOUT,
+        rate_limit_headers: Literal["ietf", "x"] | None = None,
     ) -> None:
         # The default loader reads the scope itself: no HTTPConnection to build per request.
         self._loader_takes_connection = principal_loader is not None
         loader = principal_loader or _scope_loader(role_attribute, session_keys)
         super().__init__(app, rbac=rbac, principal_loader=loader, loader_timeout=loader_timeout)
+        if rate_limit_headers not in (None, "ietf", "x"):
+            raise ValueError(f"rate_limit_headers must be 'ietf', 'x' or None, got {rate_limit_headers!r}")
+        self.rate_limit_style = rate_limit_headers
+        self.adds_headers = rate_limit_headers is not None
+
+    async def response_headers(self, scope: asgi.Scope) -> list[tuple[str, str]]:
+        """``RateLimit-*`` (or ``X-RateLimit-*``) on a response a guard admitted: one more storage read."""
+        state = scope.get("state") or {}
+        admitted = state.get(GUARD_STATE)
+        if admitted is None or self.rate_limit_style is None:
+            return []
+        guard = admitted[0]
+        return await arate_limit_headers(
+            self.rbac, state.get(asgi.PRINCIPAL_STATE), guard.scope(self.rbac), self.rate_limit_style
+        )
 
     def loader_argument(self, scope: asgi.Scope) -> object:
         return HTTPConnection(scope) if self._loader_takes_connection else scope

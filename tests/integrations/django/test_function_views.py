@@ -275,3 +275,22 @@ def test_bad_declarations_fail_at_import_time() -> None:
 
     with pytest.raises(TypeError, match="needs a role name"):
         requires_role("")
+
+
+@pytest.mark.parametrize(("style", "prefix"), [("ietf", "RateLimit"), ("x", "X-RateLimit")])
+def test_opt_in_rate_limit_headers(
+    claude_settings: Any, make_user: Any, fake_claude: FakeClaude, style: str, prefix: str
+) -> None:
+    claude_settings(RATE_LIMIT_HEADERS=style)
+    client = login(make_user(role="user"))
+    response = post(client, "/api/chat/limited", prompt="hi")  # requires_role("user", rpm=2)
+    assert response.status_code == 200
+    assert (response[f"{prefix}-Limit"], response[f"{prefix}-Remaining"]) == ("2", "1")
+    assert 0 <= int(response[f"{prefix}-Reset"]) <= 60
+    assert fake_claude.count() == 1
+
+
+def test_no_rate_limit_headers_unless_asked(client: Any, make_user: Any) -> None:
+    response = post(login(make_user(role="user")), "/api/chat/limited", prompt="hi")
+    assert response.status_code == 200
+    assert not any(name.lower().startswith(("ratelimit", "x-ratelimit")) for name in response.headers)

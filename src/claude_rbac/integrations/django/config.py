@@ -31,6 +31,7 @@ KEYS = (
     "KEY_PREFIX",
     "PRINCIPAL_RESOLVER",
     "PRINCIPAL_RESOLVER_TIMEOUT",
+    "RATE_LIMIT_HEADERS",
     "ROLES_FROM_GROUPS",
     "SUPERUSER_ROLE",
     "API_KEY",
@@ -57,6 +58,8 @@ class Config:
     resolver_is_async: bool = False
     resolver_timeout: float | None = 5.0
     """Seconds an async resolution may take before the request counts as signed out (``None`` waits)."""
+    rate_limit_headers: str | None = None
+    """``"ietf"`` (``RateLimit-*``) or ``"x"`` (``X-RateLimit-*``) on guarded views: one more storage read."""
     roles_from_groups: bool = True
     superuser_role: str | None = None
     api_key: ApiKeySource = DEFAULT_API_KEY
@@ -155,6 +158,9 @@ def read_config(raw: object) -> tuple[Config | None, list[Any]]:
         _check_type(raw, "OPTIONS", (Mapping,), "a dict of RBAC() keyword arguments", problems),
         _check_type(raw, "PRINCIPAL_RESOLVER_TIMEOUT", (int, float), "a number of seconds", problems),
     ]
+    rate_headers = raw.get("RATE_LIMIT_HEADERS")
+    if rate_headers not in (None, "ietf", "x"):
+        problems.append(_error(f"{_name('RATE_LIMIT_HEADERS')} must be 'ietf', 'x' or None."))
     storage = raw.get("STORAGE") or "memory://"
     if isinstance(storage, str) and "://" not in storage:
         problems.append(_error(f"{_name('STORAGE')} must be a limits storage URI (scheme://...)."))
@@ -192,6 +198,7 @@ def read_config(raw: object) -> tuple[Config | None, list[Any]]:
             resolver=resolver,
             resolver_is_async=resolver is not None and iscoroutinefunction(resolver),
             resolver_timeout=raw.get("PRINCIPAL_RESOLVER_TIMEOUT", 5.0),
+            rate_limit_headers=rate_headers,
             roles_from_groups=raw.get("ROLES_FROM_GROUPS", True),
             superuser_role=superuser_role,
             api_key=api_key,

@@ -45,6 +45,7 @@ def guard_request(guard: Guard, request: Any) -> Any | None:
         return error_response(exc)
     narrows = guard.models is not None or guard.max_tokens is not None or guard.rpm is not None
     bind_clients(request, rbac, principal, guard.scope(rbac) if narrows else None)
+    request.claude_rbac_guard = guard  # for the middleware's opt-in RateLimit-* headers
     return None
 
 

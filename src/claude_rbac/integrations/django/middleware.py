@@ -11,7 +11,7 @@ from typing import Any
 from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction, sync_to_async
 
 from ...errors import NotAuthenticated, RBACError
-from ...guard import aload_principal, load_principal
+from ...guard import aload_principal, arate_limit_headers, load_principal, rate_limit_headers
 from ...policy import Principal
 from .checks import validate_at_startup
 from .clients import bind_clients, error_response
@@ -47,6 +47,12 @@ async def aresolve_principal(request: Any) -> Principal | None:
         return None
 
 
+def _set_headers(response: Any, headers: list[tuple[str, str]]) -> None:
+    for name, value in headers:
+        if name not in response:
+            response[name] = value
+
+
 class RBACMiddleware:
     """Put it after ``AuthenticationMiddleware`` (system check ``claude_rbac.E005`` says so if not)."""
 
@@ -66,14 +72,26 @@ class RBACMiddleware:
             return self.__acall__(request)
         principal = resolve_principal(request)
         request.principal = principal
-        bind_clients(request, get_rbac(), principal, guarded=False)
-        return self.get_response(request)
+        rbac = get_rbac()
+        bind_clients(request, rbac, principal, guarded=False)
+        response = self.get_response(request)
+        style = get_config().rate_limit_headers
+        guard = getattr(request, "claude_rbac_guard", None)
+        if style is not None and guard is not None:
+            _set_headers(response, rate_limit_headers(rbac, principal, guard.scope(rbac), style))
+        return response
 
     async def __acall__(self, request: Any) -> Any:
         principal = await aresolve_principal(request)
         request.principal = principal
-        bind_clients(request, get_rbac(), principal, guarded=False)
-        return await self.get_response(request)
+        rbac = get_rbac()
+        bind_clients(request, rbac, principal, guarded=False)
+        response = await self.get_response(request)
+        style = get_config().rate_limit_headers
+        guard = getattr(request, "claude_rbac_guard", None)
+        if style is not None and guard is not None:
+            _set_headers(response, await arate_limit_headers(rbac, principal, guard.scope(rbac), style))
+        return response
 
     def process_exception(self, request: Any, exception: Exception) -> Any:
         """A governed client's refusal (``RateLimited``, ``AccessDenied``...) becomes its Anthropic error body."""
