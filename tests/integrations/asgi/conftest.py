@@ -149,10 +149,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def uvicorn_server(app: Any, timeout: float = 10.0) -> Iterator[str]:
+def uvicorn_server(app: Any, timeout: float = 10.0, ws: str = "none") -> Iterator[str]:
     """Serve ``app`` with a real uvicorn on 127.0.0.1 (a thread of this process); yields its base URL."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="none")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws=ws)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
