@@ -6,28 +6,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.support.redis import delete_prefix, shared_redis, unique_prefix
 
 from claude_rbac.testing import FakeClaude
 from examples.fastapi_app import create_app
-
-ENV_KEYS = (
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_BASE_URL",
-    "CLAUDE_RBAC_POLICY",
-    "CLAUDE_RBAC_STORAGE",
-    "CLAUDE_RBAC_KEY_PREFIX",
-    "CLAUDE_RBAC_DEMO_TRACES",
-)
-
-
-@pytest.fixture
-def offline_env(fake_claude: FakeClaude, monkeypatch: pytest.MonkeyPatch) -> FakeClaude:
-    """No API key, ANTHROPIC_BASE_URL at the test's FakeClaude: the example's own backend selection."""
-    for key in ENV_KEYS:
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_claude.url)
-    return fake_claude
 
 
 @pytest.fixture
@@ -45,21 +26,3 @@ def login(client: TestClient) -> Callable[[str], TestClient]:
         return client
 
     return signed_in
-
-
-@pytest.fixture(scope="session")
-def example_redis() -> Iterator[str]:
-    with shared_redis() as url:
-        yield url
-
-
-@pytest.fixture
-def redis_env(offline_env: FakeClaude, example_redis: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """CLAUDE_RBAC_STORAGE at a real Redis, under a key prefix of this test's own; yields the prefix."""
-    if not example_redis:
-        pytest.skip("no Redis available (CI=true makes this a failure)")
-    prefix = unique_prefix()
-    monkeypatch.setenv("CLAUDE_RBAC_STORAGE", example_redis)
-    monkeypatch.setenv("CLAUDE_RBAC_KEY_PREFIX", prefix)
-    yield prefix
-    delete_prefix(example_redis, prefix)
