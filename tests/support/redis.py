@@ -79,6 +79,7 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while not reachable(self.url):
             if time.monotonic() > deadline or self._process.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"redis-server on port {self.port} did not start")
             time.sleep(0.02)
         return self
@@ -151,6 +152,14 @@ class RedisCluster:
         self.url = "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
 
     def __enter__(self) -> RedisCluster:
+        try:
+            self._form()
+        except BaseException:
+            self.__exit__()  # a cluster that fails to form must not leave its nodes running
+            raise
+        return self
+
+    def _form(self) -> None:
         for node in self.nodes:
             node.extra = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
             node.start()
@@ -174,7 +183,7 @@ class RedisCluster:
             if time.monotonic() > deadline:
                 raise RuntimeError("the cluster did not come up")
             time.sleep(0.1)
-        return self
+        first.close()
 
     def __exit__(self, *exc: object) -> None:
         for node in self.nodes:
@@ -192,6 +201,14 @@ class RedisSentinel:
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> RedisSentinel:
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__()  # nothing of a sentinel that failed to start is left running
+            raise
+        return self
+
+    def _start(self) -> None:
         self.master.start()
         config = os.path.join(self._dir, "sentinel.conf")
         with open(config, "w") as fh:
@@ -213,7 +230,7 @@ class RedisSentinel:
             if time.monotonic() > deadline:
                 raise RuntimeError("the sentinel did not come up")
             time.sleep(0.05)
-        return self
+        sentinel.close()
 
     def __exit__(self, *exc: object) -> None:
         if self._process is not None:
