@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from .errors import NotAuthenticated, RBACError
-from .policy import Decision, Principal, Scope
+from .policy import Decision, Principal, Scope, as_patterns
 from .rbac import RBAC
 
 __all__ = [
@@ -108,8 +108,7 @@ class Guard:
         rpm: int | None = None,
         name: str | None = None,
     ) -> Guard:
-        models_tuple = (models,) if isinstance(models, str) else (tuple(models) if models is not None else None)
-        return cls(role, models_tuple, max_tokens, rpm, name)
+        return cls(role, as_patterns(models), max_tokens, rpm, name)
 
     def scope(self, rbac: RBAC) -> Scope:
         return rbac.scope(models=self.models, max_tokens=self.max_tokens, rpm=self.rpm, name=self.name)

@@ -7,7 +7,7 @@ Every adapter, route guard and client call asks :meth:`Policy.decide` and nothin
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Literal
@@ -94,7 +94,7 @@ class Scope:
     ) -> Scope:
         from .policy_schema import check_scope
 
-        models_tuple = (models,) if isinstance(models, str) else (tuple(models) if models is not None else None)
+        models_tuple = as_patterns(models)
         check_scope(models_tuple, max_tokens, rpm)
         if name is None:
             name = scope_name(models_tuple, max_tokens, rpm)
@@ -104,6 +104,13 @@ class Scope:
     @property
     def narrows(self) -> bool:
         return self.models is not None or self.max_tokens is not None or self.rpm is not None
+
+
+def as_patterns(models: Iterable[str] | str | None) -> tuple[str, ...] | None:
+    """A route's ``models=`` argument (one pattern, several, or ``None`` for no narrowing) as a tuple."""
+    if models is None:
+        return None
+    return (models,) if isinstance(models, str) else tuple(models)
 
 
 def scope_name(models: tuple[str, ...] | None, max_tokens: int | None, rpm: int | None) -> str:

@@ -24,7 +24,7 @@ from .client import Binding, Governor, error_for
 from .deployment import warn_if_memory_in_many_workers
 from .errors import PolicyError, PolicyProblem
 from .keys import ORG_IDS_HEADER, ActiveKey, KeyRing, format_org_ids, is_revoked
-from .policy import UNRESTRICTED, Decision, Policy, Principal, Scope, UnavailablePolicy
+from .policy import UNRESTRICTED, Decision, Policy, Principal, Scope, UnavailablePolicy, as_patterns
 from .quota import Bucket, Quota
 
 __all__ = ["RBAC"]
@@ -270,7 +270,7 @@ class RBAC:
         name: str | None = None,
     ) -> Scope:
         """A validated, cached route scope. Raises :class:`PolicyError` for a bad one (at decoration time)."""
-        models_key = (models,) if isinstance(models, str) else (tuple(models) if models is not None else None)
+        models_key = as_patterns(models)
         key = (models_key, max_tokens, rpm, name)
         scope = self._scopes.get(key)
         if scope is None:
