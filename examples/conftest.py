@@ -8,15 +8,7 @@ import pytest
 from tests.support.redis import delete_prefix, shared_redis, unique_prefix
 
 from claude_rbac.testing import FakeClaude
-
-ENV_KEYS = (
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_BASE_URL",
-    "CLAUDE_RBAC_POLICY",
-    "CLAUDE_RBAC_STORAGE",
-    "CLAUDE_RBAC_KEY_PREFIX",
-    "CLAUDE_RBAC_DEMO_TRACES",
-)
+from examples.processes import ENV_KEYS
 
 
 @pytest.fixture

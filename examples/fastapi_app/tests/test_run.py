@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,60 +15,9 @@ from tests.support.redis import free_port
 
 from claude_rbac.testing import FakeClaude
 from claude_rbac.testing.backend import PLACEHOLDER_KEY
-
-ROOT = Path(__file__).resolve().parents[3]
-ENV_KEYS = (
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_BASE_URL",
-    "CLAUDE_RBAC_POLICY",
-    "CLAUDE_RBAC_STORAGE",
-    "CLAUDE_RBAC_KEY_PREFIX",
-    "CLAUDE_RBAC_DEMO_TRACES",
-    "OTEL_TRACES_EXPORTER",
-)
+from examples.processes import clean_env, running, stop, wait_until_serving
 
 pytestmark = pytest.mark.slow
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in ENV_KEYS}
-    return {**env, "PYTHONUNBUFFERED": "1", **extra}
-
-
-@contextmanager
-def running(command: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    """A server process in a session of its own, so its workers end with it."""
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-    try:
-        yield process
-    finally:
-        stop(process, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            stop(process, signal.SIGKILL)
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def stop(process: subprocess.Popen[str], signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signum)
-
-
-def wait_until_serving(url: str, process: subprocess.Popen[str], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the server exited"
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {seconds} s")
 
 
 def read_lines(process: subprocess.Popen[str], count: int, seconds: float = 15) -> list[str]:
@@ -97,7 +42,7 @@ def test_make_demo_starts_offline_prints_the_url_and_traces_to_the_console() -> 
         curls = [line for line in banner if line.strip().startswith("curl ")]
         assert len(curls) == 5
         assert all(url in line for line in curls)
-        wait_until_serving(url, process)
+        wait_until_serving(url, process, seconds=20)
 
         with httpx.Client(base_url=url, timeout=5) as http:
             assert "claude_rbac demo" in http.get("/").text

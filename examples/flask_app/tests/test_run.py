@@ -2,64 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import select
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
 from tests.support.redis import free_port
 
 from claude_rbac.testing import FakeClaude
-
-ROOT = Path(__file__).resolve().parents[3]
-ENV_KEYS = (
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_BASE_URL",
-    "CLAUDE_RBAC_POLICY",
-    "CLAUDE_RBAC_STORAGE",
-    "CLAUDE_RBAC_KEY_PREFIX",
-)
+from examples.processes import clean_env, running, wait_until_serving
 
 pytestmark = pytest.mark.slow
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in ENV_KEYS}
-    return {**env, "PYTHONUNBUFFERED": "1", **extra}
-
-
-@contextmanager
-def running(command: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def wait_until_serving(url: str, process: subprocess.Popen[str], seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the server exited"
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {seconds} s")
 
 
 def chat_as(url: str, username: str) -> int:
@@ -78,7 +31,7 @@ def test_python_m_starts_it_offline_and_prints_the_url() -> None:
         assert process.stdout.readline().strip() == f"claude_rbac Flask example on http://127.0.0.1:{port}/"
         assert process.stdout.readline().startswith("Claude: FakeClaude (offline)")
         url = f"http://127.0.0.1:{port}"
-        wait_until_serving(url, process)
+        wait_until_serving(url, process, seconds=15)
         assert 'name="username"' in httpx.get(url, timeout=5).text
         assert chat_as(url, "uma") == 200
         assert chat_as(url, "vera") == 403
@@ -99,7 +52,7 @@ def test_gunicorn_serves_the_app_factory(fake_claude: FakeClaude) -> None:
         "examples.flask_app:create_app()",
     ]
     with running(command, clean_env(ANTHROPIC_BASE_URL=fake_claude.url)) as process:
-        wait_until_serving(url, process)
+        wait_until_serving(url, process, seconds=15)
         assert [chat_as(url, "uma") for _ in range(3)] == [200, 200, 200]
         assert chat_as(url, "vera") == 403
     assert fake_claude.count() == 3
