@@ -4,7 +4,7 @@ Environment:
 
 * ``CLAUDE_RBAC_POLICY``: the policy file (default: ``examples/rbac.toml``).
 * ``CLAUDE_RBAC_STORAGE``: the limits storage URI (default ``memory://``; e.g. ``redis://127.0.0.1:6379/0``).
-* ``ANTHROPIC_API_KEY`` / ``ANTHROPIC_BASE_URL``: see :func:`claude_rbac.testing.backend.backend_from_env`;
+* ``ANTHROPIC_API_KEY`` / ``ANTHROPIC_BASE_URL``: see :func:`examples.backend.backend_from_env`;
   with neither, the app talks to a FakeClaude it starts itself.
 * ``CLAUDE_RBAC_DEMO_EXTRA_USERS``: more demo users, ``name=role,name=role`` (load tests sign in many users).
 * ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` / ``OTEL_LOGS_EXPORTER`` (``console``, ``otlp``),
@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from claude_rbac import RBAC, Policy
-from claude_rbac.testing.backend import Backend, backend_from_env
+from examples.backend import Backend, backend_from_env
 from examples.telemetry import configure_telemetry_from_env, log_events_wanted
 
 HERE = Path(__file__).resolve().parent

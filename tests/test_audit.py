@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from claude_rbac import RBAC, AccessDenied, Policy, Principal, RateLimited
-from claude_rbac.keys import fingerprint
+from claude_rbac.policy import fingerprint
 from claude_rbac.testing import FakeClaude, InMemoryMetrics
 
 KEY = "sk-ant-api03-SENTINEL-KEY-audit-0123456789abcdefghijklmnop-QRST"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from claude_rbac.cli import main
-from claude_rbac.keys import fingerprint
+from claude_rbac.policy import fingerprint
 
 EXAMPLE = str(Path(__file__).parents[1] / "examples" / "rbac.toml")
 
@@ -30,7 +30,8 @@ def test_check_prints_every_problem_with_file_role_and_field(tmp_path: Path) -> 
     bad.write_text('[roles.user]\nmodels = ["claude haiku"]\nrpm = 0\nmax_token = 5\n')
     result = run("check", str(bad))
     assert result.returncode == 1
-    assert f"error: {bad}: roles.user.models: malformed model pattern 'claude haiku'" in result.stderr
+    assert f"error: {bad}: roles.user.models: model pattern 'claude haiku' can never match a model id" in result.stderr
+    assert f"error: {bad}: version: missing" in result.stderr
     assert f"error: {bad}: roles.user.rpm: must be a positive integer, got 0" in result.stderr
     assert f"error: {bad}: roles.user.max_token: unknown key 'max_token'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -63,7 +64,7 @@ def test_keys_lists_sources_and_fingerprints_never_keys(tmp_path: Path) -> None:
     key_file.write_text(key + "\n")
     policy = tmp_path / "rbac.toml"
     policy.write_text(
-        f'[workspaces.production]\napi_key = {{ file = "{key_file}" }}\n'
+        f'version = 1\n[workspaces.production]\napi_key = {{ file = "{key_file}" }}\n'
         '[workspaces.development]\napi_key = { env = "CLAUDE_RBAC_TEST_MISSING_KEY" }\n'
         '[roles.user]\nmodels = ["claude-haiku-*"]\nworkspace = "production"\n'
     )

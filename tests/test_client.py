@@ -10,6 +10,7 @@ import anthropic
 import pytest
 
 from claude_rbac import RBAC, AccessDenied, InvalidRequest, NotAuthenticated, Policy, Principal, RateLimited
+from claude_rbac.policy import DEFAULT_POLICY
 from claude_rbac.testing import FakeClaude
 
 KEY = "sk-ant-api03-test-key-for-the-governed-client-tests-0000-abcd"
@@ -61,17 +62,22 @@ class TestMessagesCreate:
         assert fake_claude.requests[0].json["messages"] == MESSAGES
 
     def test_reject_instead_of_clamp(self, make: Make, fake_claude: FakeClaude) -> None:
-        policy = Policy.from_dict({**dict(Policy.default().raw), "on_excess": "reject"})
+        policy = Policy.from_dict({**DEFAULT_POLICY, "on_excess": "reject"})
         with pytest.raises(AccessDenied) as info:
             make(policy).client(ALICE).messages.create(model="claude-haiku-4-5", max_tokens=513, messages=MESSAGES)
         assert info.value.reason == "max_tokens_exceeded"
         assert fake_claude.requests == []
 
-    @pytest.mark.parametrize("principal", [VERA, Principal("x", "ghost"), Principal("x", None)])
-    def test_roles_without_api_access(self, make: Make, fake_claude: FakeClaude, principal: Principal) -> None:
+    @pytest.mark.parametrize(
+        ("principal", "reason"),
+        [(VERA, "api_access_not_allowed"), (Principal("x", "ghost"), "unknown_role"), (Principal("x", None), "api_access_not_allowed")],
+    )
+    def test_roles_without_api_access(
+        self, make: Make, fake_claude: FakeClaude, principal: Principal, reason: str
+    ) -> None:
         with pytest.raises(AccessDenied) as info:
             make().client(principal).messages.create(model="claude-haiku-4-5", max_tokens=10, messages=MESSAGES)
-        assert info.value.reason == "api_access_not_allowed"
+        assert info.value.reason == reason
         assert fake_claude.requests == []
 
     def test_no_principal_is_unauthenticated(self, make: Make, fake_claude: FakeClaude) -> None:
@@ -239,7 +245,7 @@ class TestOtherEndpoints:
     ) -> None:
         with pytest.raises(AccessDenied) as info:
             call(make().client(Principal("carol", "admin")))
-        assert info.value.reason == "api_access_not_allowed"
+        assert info.value.reason == "endpoint_not_allowed"
         assert fake_claude.requests == []
 
     def test_viewers_cannot_read_batches(self, make: Make, fake_claude: FakeClaude) -> None:
@@ -365,7 +371,7 @@ class TestConstruction:
 
     def test_policy_from_a_path_or_a_dict(self, fake_claude: FakeClaude, tmp_path: Any) -> None:
         path = tmp_path / "rbac.json"
-        path.write_text('{"roles": {"user": {"models": ["claude-haiku-*"]}}}')
+        path.write_text('{"version": 1, "roles": {"user": {"models": ["claude-haiku-*"]}}}')
         for source in (path, str(path), {"roles": {"user": {"models": ["claude-haiku-*"]}}}):
             rbac = RBAC(source, api_key=KEY, base_url=fake_claude.url)
             assert rbac.check(ALICE, model="claude-haiku-4-5").allowed

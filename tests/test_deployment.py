@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from claude_rbac import RBAC, Policy
-from claude_rbac.deployment import detect_workers
+from claude_rbac.quota import detect_workers
 
 KEY = "sk-ant-api03-deployment-tests-000000000000000000000000000-DPLY"
 

@@ -15,7 +15,8 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from claude_rbac import RBAC, AccessDenied, BackendUnavailable, Policy, PolicyError, Principal
-from claude_rbac.keys import fingerprint, format_org_ids, is_revoked
+from claude_rbac.enforcement import is_revoked
+from claude_rbac.policy import fingerprint, format_org_ids
 from claude_rbac.tenant import TENANT_ERROR, tenant_violation
 from claude_rbac.testing import FakeClaude
 

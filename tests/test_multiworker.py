@@ -40,7 +40,7 @@ def policy(tmp_path: Path, user: str) -> str:
     """The example apps' four roles, with the user role's limits under test."""
     path = tmp_path / "rbac.toml"
     path.write_text(
-        '[roles.viewer]\nallowed = false\n[roles.user]\ninherits = "viewer"\nmodels = ["claude-haiku-*"]\n'
+        'version = 1\n[roles.viewer]\nallowed = false\n[roles.user]\ninherits = "viewer"\nmodels = ["claude-haiku-*"]\n'
         f'{user}\n[roles.power]\ninherits = "user"\nmodels = ["claude-opus-*"]\n'
         '[roles.admin]\ninherits = "power"\n'
     )

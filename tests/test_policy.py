@@ -67,7 +67,7 @@ class TestDecide:
         policy = Policy.default()
         assert policy.decide(None, model="claude-haiku-4-5").reason == "unauthenticated"
         assert policy.decide(VERA, model="claude-haiku-4-5").reason == "api_access_not_allowed"
-        assert policy.decide(Principal("x", "ghost")).reason == "api_access_not_allowed"
+        assert policy.decide(Principal("x", "ghost")).reason == "unknown_role"
         denied = policy.decide(ALICE, model="claude-opus-4-7", max_tokens=100)
         assert (denied.allowed, denied.reason, denied.role, denied.model) == (
             False,

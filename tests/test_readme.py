@@ -51,7 +51,7 @@ def test_the_workspace_example_validates(tmp_path: Path, monkeypatch: pytest.Mon
     path.write_text(toml)
     policy = Policy.from_file(path)
     assert policy.roles["intern"].workspace == "development"
-    assert policy.settings["default_workspace"] == "production"
+    assert policy.settings.default_workspace == "production"
 
 
 @pytest.mark.parametrize("framework", ["flask", "fastapi", "starlette", "django", "audit"])

@@ -53,7 +53,7 @@ def test_shadow_never_blocks_and_records_what_it_would_have_blocked(
         "allowed",
         "rate_limited",  # rpm=2: the third and fourth would have been refused
         "rate_limited",
-        "api_access_not_allowed",
+        "endpoint_not_allowed",
     ]
     denied = [(a, v) for a, v in metric_reader.points("claude_rbac.decisions") if a["claude_rbac.decision"] == "deny"]
     assert sum(v for _, v in denied) == 6

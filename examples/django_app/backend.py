@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from claude_rbac.testing.backend import backend_from_env
+from examples.backend import backend_from_env
 from examples.common import configure_tracing_from_env
 
 configure_tracing_from_env()

@@ -10,10 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .enforcement import KeyRing
 from .errors import PolicyError
-from .keys import KeyRing
-from .patterns import ModelMatcher
-from .policy import Policy, Principal
+from .policy import ModelMatcher, Policy, Principal
 
 __all__ = ["main"]
 
@@ -39,9 +38,7 @@ def _granting_rules(policy: Policy, role_name: str, model: str) -> list[str]:
     role = policy.roles[role_name]
     rules = []
     for name in (role_name, *sorted(role.ancestors)):
-        own = policy.raw.get("roles", {}).get(name, {}).get("models", [])
-        own = [own] if isinstance(own, str) else own
-        for pattern in own:
+        for pattern in policy.roles[name].own_models:
             if ModelMatcher([pattern])(model):
                 rules.append(f"roles.{name}.models {pattern!r}" + ("" if name == role_name else " (inherited)"))
     return rules
@@ -105,7 +102,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(f"error: the policy is invalid:\n{exc}", file=sys.stderr)
         return 1
-    ring = KeyRing(policy.settings.get("workspaces", {}), service=args.service, require_keys=False)
+    ring = KeyRing(policy.settings.workspaces, service=args.service, require_keys=False)
     missing = 0
     for active in ring.active():
         where = active.source.describe() if active.source is not None else "(no source)"
@@ -117,7 +114,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .testing._demo import run_demo
 
     return run_demo(rpm_burst=args.burst)
 

@@ -1,17 +1,20 @@
-"""The errors claude_rbac raises, each with the Anthropic-shaped body an integration sends back.
+"""Every refusal claude_rbac can make: its reason, its message (written once, here), its status and error class.
 
-None of them subclasses the anthropic SDK's ``APIStatusError`` or ``APIConnectionError``: the SDK retries
-those when middleware raises them, and a denial must never be retried.
+A decision carries a reason code (``model_not_allowed``...); :func:`error_for` turns it into the exception
+an integration answers with, in the Anthropic error shape. None of the exceptions subclasses the anthropic
+SDK's ``APIStatusError`` or ``APIConnectionError``: the SDK retries those when middleware raises them,
+and a denial must never be retried.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 __all__ = [
+    "REASONS",
     "AccessDenied",
     "BackendUnavailable",
     "InvalidRequest",
@@ -20,6 +23,9 @@ __all__ = [
     "PolicyProblem",
     "RBACError",
     "RateLimited",
+    "Reason",
+    "error_for",
+    "message_for",
 ]
 
 
@@ -30,10 +36,10 @@ class RBACError(Exception):
     error_type: ClassVar[str] = "permission_error"
     default_reason: ClassVar[str] = "api_access_not_allowed"
 
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str | None = None, *, reason: str | None = None) -> None:
         self.reason = reason or self.default_reason
+        self.message = message or message_for(self.reason)
+        super().__init__(self.message)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -54,9 +60,6 @@ class NotAuthenticated(RBACError):
     status_code = 401
     error_type = "authentication_error"
     default_reason = "unauthenticated"
-
-    def __init__(self, message: str = "Sign in to use Claude.", *, reason: str | None = None) -> None:
-        super().__init__(message, reason=reason)
 
 
 class AccessDenied(RBACError, PermissionError):
@@ -81,7 +84,7 @@ class RateLimited(RBACError):
     error_type = "rate_limit_error"
     default_reason = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: float, reason: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, retry_after: float, reason: str | None = None) -> None:
         super().__init__(message, reason=reason)
         self.retry_after = max(1, math.ceil(retry_after))
         """Whole seconds until the window has room again, at least 1."""
@@ -97,11 +100,6 @@ class BackendUnavailable(RBACError):
     status_code = 503
     error_type = "api_error"
     default_reason = "backend_unavailable"
-
-    def __init__(
-        self, message: str = "Access control is temporarily unavailable.", *, reason: str | None = None
-    ) -> None:
-        super().__init__(message, reason=reason)
 
 
 @dataclass(frozen=True)
@@ -145,14 +143,116 @@ class PolicyError(RBACError, ValueError):
         # Never put the policy in a response body: a generic message only.
         return {
             "type": "error",
-            "error": {
-                "type": self.error_type,
-                "message": "Internal server error.",
-                "error_code": self.reason,
-            },
+            "error": {"type": self.error_type, "message": "Internal server error.", "error_code": self.reason},
         }
 
 
-def error_headers(error: RBACError, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The headers of an error response: the JSON content type, the error's own, and ``extra``."""
-    return {"content-type": "application/json", **error.headers, **(extra or {})}
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One reason a decision can give: the error it raises, and its messages.
+
+    ``messages`` maps a variant ("" is the default) to a template with named fields (``{role!r}``,
+    ``{model!r}``...); ``generic`` stands in when the caller cannot give the fields.
+    """
+
+    code: str
+    error: type[RBACError]
+    generic: str
+    messages: dict[str, str]
+
+    def format(self, variant: str = "", **fields: object) -> str:
+        template = self.messages.get(variant) or self.messages.get("") or self.generic
+        try:
+            return template.format(**fields)
+        except (KeyError, IndexError):
+            return self.generic
+
+
+def _reason(code: str, error: type[RBACError], generic: str, default: str = "", **variants: str) -> Reason:
+    return Reason(code, error, generic, {"": default, **variants})
+
+
+UNAVAILABLE: Final = "Access control is temporarily unavailable."
+
+REASONS: Final[dict[str, Reason]] = {
+    reason.code: reason
+    for reason in (
+        _reason(
+            "unauthenticated",
+            NotAuthenticated,
+            "Sign in to use Claude.",
+            route="Sign in to use this route.",
+            loader="Could not establish who is signed in.",
+        ),
+        _reason("unknown_role", AccessDenied, "Your role is not known here.", "Role {role!r} is not in the policy."),
+        _reason(
+            "role_insufficient",
+            AccessDenied,
+            "Your role may not use this route.",
+            "Role {role!r} may not use this route.",
+            no_role="The signed-in user has no role.",
+        ),
+        _reason(
+            "api_access_not_allowed",
+            AccessDenied,
+            "Your role may not use the Claude API.",
+            "Role {role!r} may not use the Claude API.",
+            no_role="The signed-in user has no role, so may not use the Claude API.",
+        ),
+        _reason(
+            "endpoint_not_allowed",
+            AccessDenied,
+            "This client may only call the Messages API.",
+            "This client may only call the Messages API, not {method} {path}.",
+        ),
+        _reason(
+            "model_not_allowed",
+            AccessDenied,
+            "This model is not allowed.",
+            "Role {role!r} may not use model {model!r}.",
+            route="This route allows only {patterns}, not model {model!r}.",
+        ),
+        _reason(
+            "max_tokens_exceeded",
+            AccessDenied,
+            "max_tokens is above the limit.",
+            "max_tokens {requested} is above the limit for role {role!r}.",
+            route="max_tokens {requested} is above this route's limit of {limit}.",
+            thinking="Extended thinking needs max_tokens above {minimum}; role {role!r} is limited below that.",
+        ),
+        _reason("invalid_request", InvalidRequest, "The request is invalid."),
+        _reason("key_revoked", AccessDenied, "The API key for this workspace has been revoked."),
+        _reason(
+            "tenant_restriction_violation",
+            AccessDenied,
+            "Access restricted by network policy. Contact IT Administrator.",
+        ),
+        _reason(
+            "rate_limited",
+            RateLimited,
+            "Too many requests; retry later.",
+            "Too many requests per minute; retry later.",
+            tokens="Too many tokens per minute; retry later.",
+        ),
+        _reason("token_budget_exceeded", RateLimited, "The token budget for this period is used up."),
+        _reason("spend_limit_exceeded", RateLimited, "The spend limit for this period is used up."),
+        _reason("backend_unavailable", BackendUnavailable, UNAVAILABLE),
+    )
+}
+"""Every reason a denial can give, with its error class and its messages (each written here, once)."""
+
+
+def message_for(reason: str, variant: str = "", **fields: object) -> str:
+    """The message of ``reason`` (in its ``variant``), filled with ``fields``."""
+    known = REASONS.get(reason)
+    return known.format(variant, **fields) if known is not None else "Access denied."
+
+
+def error_for(reason: str, message: str | None = None, *, retry_after: float | None = None) -> RBACError:
+    """The exception a denial with ``reason`` raises (its class, status and Anthropic error type)."""
+    known = REASONS.get(reason)
+    if known is None:
+        return AccessDenied(message or "Access denied.", reason=reason)
+    if known.error is RateLimited:
+        return RateLimited(message, retry_after=60.0 if retry_after is None else retry_after, reason=reason)
+    return known.error(message, reason=reason)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Final
 
-from .keys import ORG_IDS_HEADER, format_org_ids
+from .policy import ORG_IDS_HEADER, format_org_ids
 
 __all__ = ["HEADER", "STATUS", "TENANT_ERROR", "format_org_ids", "tenant_violation"]
 

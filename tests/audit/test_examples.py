@@ -23,7 +23,7 @@ import httpx
 import pytest
 from examples.telemetry import SIGNALS, exporters_for, otlp_exporter
 
-from claude_rbac.testing.backend import PLACEHOLDER_KEY
+from examples.backend import PLACEHOLDER_KEY
 from tests.support.redis import free_port
 
 from .trail import SENTINEL_PROMPT

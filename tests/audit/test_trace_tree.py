@@ -15,7 +15,7 @@ from typing import Any
 from opentelemetry.trace import StatusCode
 
 from claude_rbac import RBAC
-from claude_rbac.keys import fingerprint
+from claude_rbac.policy import fingerprint
 from claude_rbac.testing import FakeClaude
 from tests.support.redis import free_port
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from claude_rbac import RBAC, Principal, RBACError
-from claude_rbac.guard import error_response
+from claude_rbac.integrations import error_response
 from claude_rbac.testing import FakeClaude
 
 KEY = "sk-ant-api03-error-body-tests-0000000000000000000000000-ERRB"
@@ -71,6 +71,7 @@ def test_no_body_leaks(fake_claude: FakeClaude) -> None:
     reasons = {error.reason for error in found}
     assert reasons == {
         "unauthenticated",
+        "unknown_role",
         "api_access_not_allowed",
         "model_not_allowed",
         "max_tokens_exceeded",

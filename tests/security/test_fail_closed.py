@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from claude_rbac import RBAC, BackendUnavailable, NotAuthenticated, Policy, PolicyError, Principal
-from claude_rbac.guard import aload_principal, load_principal
+from claude_rbac.integrations import aload_principal, load_principal
 from claude_rbac.testing import FakeClaude
 from tests.support.redis import RedisServer
 from tests.support.tcp_proxy import TcpProxy
@@ -92,10 +92,10 @@ class TestKeySource:
 class TestPolicyReload:
     def test_a_reload_that_raises_denies_until_a_good_one(self, tmp_path: Path, fake_claude: FakeClaude) -> None:
         path = tmp_path / "rbac.toml"
-        path.write_text('[roles.user]\nmodels = ["claude-haiku-*"]\n')
+        path.write_text('version = 1\n[roles.user]\nmodels = ["claude-haiku-*"]\n')
         rbac = RBAC(path, api_key=KEY, base_url=fake_claude.url)
         call(rbac)
-        path.write_text('[roles.user]\nmodels = ["claude-haiku-*"]\nrpm = -1\n')
+        path.write_text('version = 1\n[roles.user]\nmodels = ["claude-haiku-*"]\nrpm = -1\n')
         with pytest.raises(PolicyError, match="rpm"):
             rbac.reload_policy()
         with pytest.raises(BackendUnavailable):
@@ -103,7 +103,7 @@ class TestPolicyReload:
         with pytest.raises(BackendUnavailable):
             rbac.require(ALICE, "user")
         assert fake_claude.count() == 1
-        path.write_text('[roles.user]\nmodels = ["claude-haiku-*"]\n')
+        path.write_text('version = 1\n[roles.user]\nmodels = ["claude-haiku-*"]\n')
         rbac.reload_policy()
         call(rbac)
         assert fake_claude.count() == 2

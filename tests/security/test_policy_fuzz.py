@@ -96,11 +96,11 @@ def documents(draw: st.DrawFn) -> Any:
     return draw(st.one_of(st.just(doc), VALUES)) if draw(st.integers(0, 19)) == 0 else doc
 
 
-def check_invariants(policy: Policy) -> None:
+def check_invariants(policy: Policy, doc: Any) -> None:
     for name, role in policy.roles.items():
-        own = policy.raw["roles"][name].get("models", [])
+        own = doc["roles"][name].get("models", [])
         own = [own] if isinstance(own, str) else list(own)
-        inherited = {m for parent in role.ancestors for m in (policy.raw["roles"][parent].get("models") or [])}
+        inherited = {m for parent in role.ancestors for m in (doc["roles"][parent].get("models") or [])}
         assert set(role.models) == set(own) | inherited  # inheritance is the union
         assert name not in role.ancestors  # no cycle survived
         for model in ("claude-haiku-4-5", "claude-opus-4-7", "claude-sonnet-4-6", "anything"):
@@ -121,7 +121,7 @@ def test_dicts_load_soundly_or_raise_policy_error(doc: Any) -> None:
     except PolicyError as exc:
         assert exc.problems
         return
-    check_invariants(policy)
+    check_invariants(policy, doc)
 
 
 @given(doc=documents(), fmt=st.sampled_from(["json", "yaml", "toml"]))
@@ -144,7 +144,7 @@ def test_files_load_soundly_or_raise_policy_error(doc: Any, fmt: str) -> None:
             assert exc.problems
             assert str(path) in str(exc)
             return
-        check_invariants(policy)
+        check_invariants(policy, doc)
 
 
 def _toml(doc: Any) -> str:

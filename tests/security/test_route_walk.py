@@ -42,7 +42,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Host, Mount, Route
 
 from claude_rbac import RBAC, Policy, Principal
-from claude_rbac.guard import Guard
+from claude_rbac.integrations import Guard
 from claude_rbac.integrations import fastapi as fastapi_rbac
 from claude_rbac.integrations import flask as flask_rbac
 from claude_rbac.integrations import starlette as starlette_rbac

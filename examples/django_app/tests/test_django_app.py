@@ -107,7 +107,7 @@ def test_home_page_and_anonymous_access(http: httpx.Client, fake: FakeClaude) ->
     assert chat.status_code == 401
     assert chat.json()["error"] == {
         "type": "authentication_error",
-        "message": "Sign in to use this page.",
+        "message": "Sign in to use this route.",
         "error_code": "unauthenticated",
     }
     assert http.get("/admin").status_code == 401

@@ -88,7 +88,7 @@ def test_denials_are_readable_anthropic_errors(login: Callable[[str], TestClient
     assert route.json()["error"]["error_code"] == "role_insufficient"
     admin = client.get("/admin")
     assert admin.status_code == 403
-    assert admin.json()["error"]["message"] == "Role 'user' may not use this page."
+    assert admin.json()["error"]["message"] == "Role 'user' may not use this route."
     assert offline_env.requests == []
 
 

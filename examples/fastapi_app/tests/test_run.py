@@ -14,7 +14,7 @@ import pytest
 from tests.support.redis import free_port
 
 from claude_rbac.testing import FakeClaude
-from claude_rbac.testing.backend import PLACEHOLDER_KEY
+from examples.backend import PLACEHOLDER_KEY
 from examples.processes import clean_env, running, stop, wait_until_serving
 
 pytestmark = pytest.mark.slow

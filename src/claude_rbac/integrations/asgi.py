@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
 from ..errors import BackendUnavailable, NotAuthenticated, PolicyError, RateLimited, RBACError
-from ..guard import AsyncPrincipalLoader, aload_principal, error_response
 from ..policy import Principal
 from ..rbac import RBAC
+from ._kernel import AsyncPrincipalLoader, aload_principal, error_response
 
 DEFAULT_LOADER_TIMEOUT: Final = 5.0
 """Seconds an async principal loader may take before the request counts as signed out."""

@@ -27,11 +27,11 @@ from opentelemetry import trace
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
-from ..guard import Guard
 from ..policy import Principal
 from ..rbac import RBAC
 from . import asgi
 from . import starlette as starlette_adapter
+from ._kernel import Guard
 from .starlette import EventStreamResponse, get_principal, rbac_exception_handler, route_of, walk_routes
 
 __all__ = [
@@ -71,7 +71,7 @@ def _error_response(description: str, error_type: str, message: str, code: str) 
 
 
 ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    401: _error_response("Not signed in.", "authentication_error", "Sign in to use this page.", "unauthenticated"),
+    401: _error_response("Not signed in.", "authentication_error", "Sign in to use this route.", "unauthenticated"),
     403: _error_response(
         "The signed-in role may not use this route, model or max_tokens.",
         "permission_error",

@@ -28,9 +28,9 @@ from werkzeug.exceptions import HTTPException, InternalServerError, default_exce
 from werkzeug.utils import import_string
 
 from ..errors import PolicyError, RBACError
-from ..guard import Guard, PrincipalLoader, error_response, rate_limit_headers
 from ..policy import Policy, Principal
 from ..rbac import RBAC
+from ._kernel import Guard, PrincipalLoader, error_response, rate_limit_headers
 from .wsgi import ADMISSION_KEY, PRINCIPAL_KEY, Admission, PathRules, admit, get_claude, load_principal_or_none
 
 if TYPE_CHECKING:

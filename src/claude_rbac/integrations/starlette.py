@@ -28,10 +28,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..errors import PolicyError, RBACError
-from ..guard import AsyncPrincipalLoader, Guard, arate_limit_headers, error_response
 from ..policy import Principal
 from ..rbac import RBAC
 from . import asgi
+from ._kernel import AsyncPrincipalLoader, Guard, arate_limit_headers, error_response
 
 __all__ = [
     "EventStreamResponse",

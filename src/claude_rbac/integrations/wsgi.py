@@ -18,9 +18,9 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from ..errors import NotAuthenticated, PolicyError, RBACError
-from ..guard import Guard, PrincipalLoader, error_response, load_principal
 from ..policy import Decision, Principal
 from ..rbac import RBAC
+from ._kernel import Guard, PrincipalLoader, error_response, load_principal
 
 if TYPE_CHECKING:
     import anthropic

@@ -10,7 +10,7 @@ import anyio
 from starlette.testclient import TestClient
 
 from claude_rbac import RBAC
-from claude_rbac.guard import Guard
+from claude_rbac.integrations import Guard
 from claude_rbac.integrations.asgi import RBACMiddleware, Receive, Scope, Send, principal_of, rbac_of
 
 from ..server_spans import ASGIServerSpans

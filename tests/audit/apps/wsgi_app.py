@@ -10,7 +10,7 @@ from typing import Any, cast
 from werkzeug.test import Client
 
 from claude_rbac import RBAC, RBACError
-from claude_rbac.guard import error_response
+from claude_rbac.integrations import error_response
 from claude_rbac.integrations.wsgi import RBACMiddleware, get_claude
 
 from ..server_spans import WSGIServerSpans

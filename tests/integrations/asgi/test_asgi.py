@@ -209,7 +209,7 @@ def test_streamed_body_passes_through_untouched(rbac: RBAC) -> None:
     [
         (NotAuthenticated(), 401, "authentication_error", "unauthenticated"),
         (
-            AccessDenied("Role 'user' may not use this page.", reason="role_insufficient"),
+            AccessDenied("Role 'user' may not use this route.", reason="role_insufficient"),
             403,
             "permission_error",
             "role_insufficient",

@@ -125,7 +125,7 @@ def test_dependency_forms(
             assert response.status_code == 403, name
             assert response.json()["error"] == {
                 "type": "permission_error",
-                "message": f"Role {TOKENS['t-' + name][1]!r} may not use this page.",
+                "message": f"Role {TOKENS['t-' + name][1]!r} may not use this route.",
                 "error_code": "role_insufficient",
             }
         else:

@@ -49,14 +49,14 @@ def ask_sync(claude: anthropic.Anthropic, model: str = HAIKU) -> dict[str, Any]:
 @requires_role("user")
 async def async_chat(request: Request) -> Response:
     claude = get_claude(request)
-    assert type(claude) is anthropic.AsyncAnthropic
+    assert isinstance(claude, anthropic.AsyncAnthropic)  # a genuine one (a subclass that keeps its governor)
     return JSONResponse(await ask(claude, request.query_params.get("model", HAIKU)))
 
 
 @requires_role("user")
 def sync_chat(req: Request) -> Response:  # not named "request": found by type
     claude = get_claude(req)
-    assert type(claude) is anthropic.Anthropic
+    assert isinstance(claude, anthropic.Anthropic)
     return JSONResponse(ask_sync(claude))
 
 
@@ -163,7 +163,7 @@ def test_endpoint_kinds(
     assert response.status_code == 401
     assert response.json()["error"] == {
         "type": "authentication_error",
-        "message": "Sign in to use this page.",
+        "message": "Sign in to use this route.",
         "error_code": "unauthenticated",
     }
     for index, name in enumerate(order):
@@ -432,7 +432,7 @@ def test_an_app_exception_handler_overrides_the_default_body(rbac: RBAC) -> None
     with serving(token_app(rbac, exception_handlers={RBACError: html_denial}), rbac) as client:
         response = client.get("/endpoint", headers=bearer("uma"))
     assert response.status_code == 403
-    assert response.text == "Sorry: Role 'user' may not use this page."
+    assert response.text == "Sorry: Role 'user' may not use this route."
 
 
 def test_rbac_exception_handler_without_middleware(rbac: RBAC, fake_claude: FakeClaude) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import django
 from django.conf import settings
 
-from claude_rbac.testing.backend import PLACEHOLDER_KEY
+from examples.backend import PLACEHOLDER_KEY
 
 HAIKU, SONNET, OPUS = "claude-haiku-4-5", "claude-sonnet-4-6", "claude-opus-4-7"
 OUR_MIDDLEWARE = "claude_rbac.integrations.django.RBACMiddleware"

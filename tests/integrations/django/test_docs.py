@@ -15,7 +15,7 @@ from django.core.checks import run_checks
 from django.test import AsyncClient, override_settings
 
 from claude_rbac.testing import FakeClaude
-from claude_rbac.testing.backend import PLACEHOLDER_KEY
+from examples.backend import PLACEHOLDER_KEY
 
 from .project import AUTH_MIDDLEWARE, INSTALLED_APPS, SESSION_MIDDLEWARE
 from .support import aclose_clients, close_clients, login

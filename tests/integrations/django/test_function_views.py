@@ -32,7 +32,7 @@ def test_anonymous_gets_401_and_nothing_reaches_claude(client: Any, fake_claude:
     assert response.status_code == 401
     assert error_of(response) == {
         "type": "authentication_error",
-        "message": "Sign in to use this page.",
+        "message": "Sign in to use this route.",
         "error_code": "unauthenticated",
     }
     assert fake_claude.count() == 0
@@ -83,7 +83,7 @@ def test_signed_in_without_a_role_is_403_not_401(client: Any, make_user: Any, fa
     assert response.status_code == 403
     assert error_of(response) == {
         "type": "permission_error",
-        "message": "Role None may not use this page.",
+        "message": "The signed-in user has no role.",
         "error_code": "role_insufficient",
     }
     assert fake_claude.count() == 0
@@ -92,7 +92,7 @@ def test_signed_in_without_a_role_is_403_not_401(client: Any, make_user: Any, fa
 def test_a_role_field_the_policy_lacks_is_denied(client: Any, make_user: Any, fake_claude: FakeClaude) -> None:
     response = post(login(make_user(role="root")), "/api/chat", prompt="hi")
     assert response.status_code == 403
-    assert error_of(response)["error_code"] == "role_insufficient"
+    assert error_of(response)["error_code"] == "unknown_role"
     assert fake_claude.count() == 0
 
 
@@ -162,7 +162,7 @@ def test_route_scope_narrows_models_and_clamps_max_tokens(client: Any, make_user
     assert denied.status_code == 403
     assert error_of(denied) == {
         "type": "permission_error",
-        "message": f"Role 'power' may not use model {SONNET!r}.",
+        "message": f"This route allows only claude-opus-*, not model {SONNET!r}.",
         "error_code": "model_not_allowed",
     }
     assert fake_claude.count() == 0

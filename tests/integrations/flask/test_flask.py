@@ -452,7 +452,7 @@ class TestRequiresRole:
         denied = power.post("/opus", json={"model": SONNET})
         assert denied.status_code == 403
         assert denied.get_json() == error_body(
-            "permission_error", "model_not_allowed", f"Role 'power' may not use model '{SONNET}'."
+            "permission_error", "model_not_allowed", f"This route allows only claude-opus-*, not model '{SONNET}'."
         )
         assert login("uma").post("/opus", json={"model": OPUS}).status_code == 403
         assert [(call.json["model"], call.json["max_tokens"]) for call in fake_claude.calls()] == [(OPUS, 100)]
@@ -470,11 +470,11 @@ class TestErrors:
         response = login(None).post("/chat")
         assert response.status_code == 401
         assert response.content_type == "application/json"
-        assert response.get_json() == error_body("authentication_error", "unauthenticated", "Sign in to use this page.")
+        assert response.get_json() == error_body("authentication_error", "unauthenticated", "Sign in to use this route.")
         response = login("vera").post("/chat")
         assert response.status_code == 403
         assert response.get_json() == error_body(
-            "permission_error", "role_insufficient", "Role 'viewer' may not use this page."
+            "permission_error", "role_insufficient", "Role 'viewer' may not use this route."
         )
         assert fake_claude.count() == 0
 
@@ -550,7 +550,7 @@ class TestErrors:
         client.post("/login", json={"username": "vera"})
         response = client.post("/chat")
         assert response.status_code == 403
-        assert response.get_data(as_text=True) == "<h1>Forbidden</h1><p>Role 'viewer' may not use this page.</p>"
+        assert response.get_data(as_text=True) == "<h1>Forbidden</h1><p>Role 'viewer' may not use this route.</p>"
         client.post("/login", json={"username": "uma"})
         assert client.post("/once").status_code == 200
         limited = client.post("/once")  # werkzeug's own 429 page, still with Retry-After

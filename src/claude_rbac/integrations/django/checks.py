@@ -24,9 +24,9 @@ from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-u
 from django.urls import URLPattern, URLResolver, get_resolver  # type: ignore[import-untyped]
 from django.utils.module_loading import import_string  # type: ignore[import-untyped]
 
-from ...deployment import detect_workers
-from ...guard import Guard
-from ...keys import KeySource
+from ...policy import KeySource
+from ...quota import detect_workers
+from .._kernel import Guard
 from .config import SETTING, describe
 from .runtime import config_and_problems, on_reset
 
@@ -178,10 +178,12 @@ def check_api_key(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     config = config_and_problems()[0]
     if config is None:
         return []
-    workspaces = config.policy.settings.get("workspaces") or {}
+    workspaces = config.policy.settings.workspaces
     if workspaces:
         service = config.options.get("service")
-        sources = [(f"workspace {name!r}", ws.source_for(service)) for name, ws in workspaces.items()]
+        sources: list[tuple[str, object]] = [
+            (f"workspace {name!r}", ws.source_for(service)) for name, ws in workspaces.items()
+        ]
     else:
         sources = [(f"{SETTING}['API_KEY']", config.api_key)]
     problems = []

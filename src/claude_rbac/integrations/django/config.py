@@ -17,8 +17,7 @@ from django.core import checks  # type: ignore[import-untyped]
 from django.utils.module_loading import import_string  # type: ignore[import-untyped]
 
 from ...errors import PolicyError
-from ...keys import KEY_LITERAL, KeySource
-from ...policy import Policy
+from ...policy import KEY_LITERAL, KeySource, Policy
 from ...rbac import RBAC
 
 __all__ = ["SETTING", "ApiKeySource", "Config", "describe", "read_api_key", "read_config"]

@@ -16,8 +16,8 @@ from asgiref.sync import iscoroutinefunction
 from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
 
 from ...errors import RBACError
-from ...guard import Guard
 from ...policy import Principal
+from .._kernel import Guard
 from .clients import bind_clients, error_response, route_of
 from .runtime import get_rbac
 

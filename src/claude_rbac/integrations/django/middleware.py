@@ -11,8 +11,8 @@ from typing import Any
 from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction, sync_to_async
 
 from ...errors import NotAuthenticated, RBACError
-from ...guard import aload_principal, arate_limit_headers, load_principal, rate_limit_headers
 from ...policy import Principal
+from .._kernel import aload_principal, arate_limit_headers, load_principal, rate_limit_headers
 from .checks import validate_at_startup
 from .clients import bind_clients, error_response
 from .resolvers import aprincipal_from_user, principal_from_user

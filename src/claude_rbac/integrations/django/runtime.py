@@ -21,7 +21,7 @@ __all__ = ["build_rbac", "config_and_problems", "get_config", "get_rbac", "on_re
 
 def build_rbac(config: Config) -> RBAC:
     api_key = None
-    if not config.policy.settings.get("workspaces"):  # workspaces name their own key sources
+    if not config.policy.settings.workspaces:  # workspaces name their own key sources
         api_key = read_api_key(config.api_key)
         if api_key is None:
             raise ImproperlyConfigured(f"claude_rbac: no Anthropic API key in {describe(config.api_key)}.")

@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["MAX_MODEL_NAME", "ModelMatcher", "pattern_problem"]
+from ._workspaces import redact
+
+__all__ = ["MAX_MODEL_NAME", "ModelMatcher", "describe_patterns", "pattern_problem"]
 
 MAX_MODEL_NAME = 256
-_PATTERN_CHARS = re.compile(r"[A-Za-z0-9._:@/*?-]+")
+_PATTERN_CHARS = re.compile(r"[a-z0-9._:@/*?-]+")
 _ID_CHAR = "[a-z0-9._:@/-]"
 _CACHE_SIZE = 4096
 
@@ -29,10 +31,15 @@ def pattern_problem(pattern: object) -> str | None:
         return f"a model pattern must be at most {MAX_MODEL_NAME} characters"
     if not _PATTERN_CHARS.fullmatch(pattern):
         return (
-            f"malformed model pattern {pattern!r}: use model ids and the wildcards * and ?"
-            " (letters, digits and -._:@/ only)"
+            f"model pattern {redact(pattern)} can never match a model id: model ids are lower-case letters,"
+            " digits and -._:@/ (plus the wildcards * and ?)"
         )
     return None
+
+
+def describe_patterns(patterns: Iterable[str]) -> str:
+    """``claude-opus-*`` or ``claude-opus-* or claude-sonnet-4-6``: for messages that name a route's models."""
+    return " or ".join(patterns)
 
 
 def _translate(pattern: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-from .quota import Bucket
+from ._buckets import Bucket
 
 __all__ = ["AsyncRedisRoundTrip", "RedisRoundTrip"]
 

@@ -12,7 +12,7 @@ import atexit
 import os
 from dataclasses import dataclass
 
-from .fake_claude import FakeClaude
+from claude_rbac.testing import FakeClaude
 
 __all__ = ["Backend", "backend_from_env"]
 

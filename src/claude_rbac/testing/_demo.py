@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import RBACError
-from .policy import Policy, Principal
-from .rbac import RBAC
-from .testing.fake_claude import FakeClaude
+from ..errors import RBACError
+from ..policy import Policy, Principal
+from ..rbac import RBAC
+from .fake_claude import FakeClaude
 
 __all__ = ["run_demo"]
 

@@ -1,28 +1,24 @@
-"""Reading, validating and compiling policy documents.
+"""Validating and compiling policy documents.
 
 Everything is checked once, here, and every problem is reported with the file, the role and the field,
-so that ``claude-rbac check`` can list them all at once. Nothing in this module runs per request.
+so that ``claude-rbac check`` can list them all at once. A value is never echoed back when it could be a
+pasted key (see :func:`~._workspaces.redact`). Nothing in this module runs per request.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
-from .errors import PolicyError, PolicyProblem
-from .patterns import ModelMatcher, pattern_problem
-from .policy import MAX_TOKENS_CEILING, Budget, Policy, Role
+from ..errors import PolicyError, PolicyProblem
+from ._model import Budget, Mode, OnExcess, Role, Settings
+from ._patterns import ModelMatcher, pattern_problem
+from ._values import MAX_TOKENS_CEILING, limit_problem
+from ._workspaces import KEY_LITERAL, compile_key_settings, redact
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
-
-__all__ = ["check_scope", "compile_policy", "read_policy_file"]
+__all__ = ["CompiledPolicy", "compile_policy"]
 
 TOP_LEVEL_KEYS: Final = frozenset(
     {"version", "on_excess", "roles", "mode", "workspaces", "default_workspace", "allowed_org_ids", "revoked"}
@@ -44,7 +40,6 @@ ROLE_KEYS: Final = frozenset(
 )
 BUDGET_KEYS: Final = frozenset({"day", "month"})
 POOL_KEYS: Final = frozenset({"tpm", "budget"})
-LIMIT_CEILING: Final = 10**12
 ROLE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 MODES: Final = ("enforce", "shadow")
 
@@ -64,63 +59,19 @@ class _Problems:
             raise PolicyError(self.items)
 
 
-def read_policy_file(path: str | os.PathLike[str]) -> Mapping[str, Any]:
-    """Parse a policy file by its suffix. Any failure is a :class:`PolicyError` naming the file."""
-    source = os.fspath(path)
-    suffix = os.path.splitext(source)[1].lower()
-    try:
-        with open(source, "rb") as fh:
-            content = fh.read()
-    except OSError as exc:
-        raise PolicyError([PolicyProblem(f"cannot read the policy file: {exc.strerror}", source)]) from None
-    try:
-        data: object
-        if suffix == ".toml":
-            data = tomllib.loads(content.decode("utf-8"))
-        elif suffix == ".json":
-            data = json.loads(content)
-        elif suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError:
-                raise PolicyError(
-                    [PolicyProblem("YAML policies need PyYAML: pip install 'claude-rbac[yaml]'", source)]
-                ) from None
-            data = yaml.safe_load(content)
-        else:
-            raise PolicyError(
-                [PolicyProblem(f"unknown policy file type {suffix!r}: use .toml, .json, .yaml or .yml", source)]
-            )
-    except PolicyError:
-        raise
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PolicyError([PolicyProblem(f"cannot parse the policy file: {exc}", source)]) from None
-    except Exception as exc:  # yaml.YAMLError and friends
-        raise PolicyError([PolicyProblem(f"cannot parse the policy file: {exc}", source)]) from None
-    if not isinstance(data, Mapping):
-        raise PolicyError([PolicyProblem("a policy must be a table/mapping at the top level", source)])
-    return data
+def _shown(name: object) -> str:
+    """A key or role name for a problem's location, redacted if it looks like an API key."""
+    return redact(name).strip("'\"") if not isinstance(name, str) or KEY_LITERAL.search(name) else name
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _limit(
-    value: object, problems: _Problems, role: str | None, field: str, ceiling: int = LIMIT_CEILING
-) -> int | None:
+def _limit(value: object, problems: _Problems, role: str | None, field: str, ceiling: int | None = None) -> int | None:
     if value is None:
         return None
-    if not _is_int(value):
-        problems.add(f"must be a positive integer, got {type(value).__name__} {value!r}", role=role, field=field)
+    problem = limit_problem(value) if ceiling is None else limit_problem(value, ceiling)
+    if problem is not None:
+        problems.add(problem, role=role, field=field)
         return None
     assert isinstance(value, int)
-    if value <= 0:
-        problems.add(f"must be a positive integer, got {value}", role=role, field=field)
-        return None
-    if value > ceiling:
-        problems.add(f"must be at most {ceiling}, got {value}", role=role, field=field)
-        return None
     return value
 
 
@@ -132,7 +83,7 @@ def _budget(value: object, problems: _Problems, role: str | None, field: str) ->
         return Budget()
     for key in value:
         if key not in BUDGET_KEYS:
-            problems.add(f"unknown key {key!r} (expected day, month)", role=role, field=f"{field}.{key}")
+            problems.add(f"unknown key {redact(key)} (expected day, month)", role=role, field=f"{field}.{key}")
     budget = Budget(
         _limit(value.get("day"), problems, role, f"{field}.day"),
         _limit(value.get("month"), problems, role, f"{field}.month"),
@@ -163,7 +114,7 @@ def _mode(value: object, problems: _Problems, role: str | None, field: str) -> A
     if value is None:
         return None
     if value not in MODES:
-        problems.add(f"must be one of {', '.join(MODES)}, got {value!r}", role=role, field=field)
+        problems.add(f"must be one of {', '.join(MODES)}, got {redact(value)}", role=role, field=field)
         return None
     return value
 
@@ -175,7 +126,7 @@ class _RoleSpec:
         self.name = name
         for key in spec:
             if key not in ROLE_KEYS:
-                problems.add(f"unknown key {key!r}", role=name, field=str(key))
+                problems.add(f"unknown key {redact(key)}", role=name, field=_shown(key))
         self.inherits = _names(spec.get("inherits"), problems, name, "inherits")
         self.models = _names(spec.get("models"), problems, name, "models")
         for pattern in self.models:
@@ -183,7 +134,7 @@ class _RoleSpec:
                 problems.add(problem, role=name, field="models")
         allowed = spec.get("allowed")
         if allowed is not None and not isinstance(allowed, bool):
-            problems.add(f"must be true or false, got {allowed!r}", role=name, field="allowed")
+            problems.add(f"must be true or false, got {type(allowed).__name__}", role=name, field="allowed")
             allowed = None
         self.allowed: bool | None = allowed
         description = spec.get("description", "")
@@ -204,7 +155,7 @@ class _RoleSpec:
             else:
                 for key in pool:
                     if key not in POOL_KEYS:
-                        problems.add(f"unknown key {key!r}", role=name, field=f"pool.{key}")
+                        problems.add(f"unknown key {redact(key)}", role=name, field=f"pool.{key}")
                 self.pool_tpm = _limit(pool.get("tpm"), problems, name, "pool.tpm")
                 self.pool_budget = _budget(pool.get("budget"), problems, name, "pool.budget")
         workspace = spec.get("workspace")
@@ -266,7 +217,7 @@ def _compile_roles(roles: Mapping[str, Any], problems: _Problems) -> dict[str, R
         if not isinstance(name, str) or not ROLE_NAME.fullmatch(name):
             problems.add(
                 "role names are 1-64 characters: letters, digits and _.:- (starting with a letter or digit)",
-                role=str(name),
+                role=_shown(name),
             )
             continue
         if not isinstance(spec, Mapping):
@@ -279,7 +230,7 @@ def _compile_roles(roles: Mapping[str, Any], problems: _Problems) -> dict[str, R
             if parent == name:
                 problems.add("a role cannot inherit from itself", role=name, field="inherits")
             elif parent not in specs:
-                problems.add(f"inherits from unknown role {parent!r}", role=name, field="inherits")
+                problems.add(f"inherits from unknown role {redact(parent)}", role=name, field="inherits")
     if _find_cycles(specs, problems):
         return {}
 
@@ -305,51 +256,59 @@ def _compile_roles(roles: Mapping[str, Any], problems: _Problems) -> dict[str, R
             pool_budget=_inherit("pool_budget", spec, chain),
             workspace=_inherit("workspace", spec, chain),
             mode=_inherit("mode", spec, chain),
+            own_models=spec.models,
             matcher=ModelMatcher(models),
         )
     return compiled
 
 
-def compile_policy(data: Mapping[str, Any], *, source: str | None = None) -> Policy:
-    """Validate ``data`` and compile it into a :class:`Policy`, or raise :class:`PolicyError` listing every problem."""
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    roles: dict[str, Role]
+    on_excess: OnExcess
+    settings: Settings
+
+
+def compile_policy(
+    data: Mapping[str, Any], *, source: str | None = None, require_version: bool = False
+) -> CompiledPolicy:
+    """Validate ``data`` and compile it, or raise :class:`PolicyError` listing every problem.
+
+    ``require_version`` (for files): the document must say ``version = 1`` and define at least one role.
+    """
     problems = _Problems(source)
     if not isinstance(data, Mapping):
         problems.add("a policy must be a table/mapping at the top level")
         problems.raise_if_any()
     for key in data:
         if key not in TOP_LEVEL_KEYS:
-            problems.add(f"unknown top-level key {key!r}", field=str(key))
+            problems.add(f"unknown top-level key {redact(key)}", field=_shown(key))
+    if require_version and "version" not in data:
+        problems.add("missing: a policy file says which format it is written in, `version = 1`", field="version")
     version = data.get("version", 1)
     if version != 1 or isinstance(version, bool):
-        problems.add(f"unsupported policy version {version!r}; this release reads version 1", field="version")
+        problems.add(f"unsupported policy version {redact(version)}; this release reads version 1", field="version")
     on_excess = data.get("on_excess", "clamp")
     if on_excess not in ("clamp", "reject"):
-        problems.add(f"must be 'clamp' or 'reject', got {on_excess!r}", field="on_excess")
+        problems.add(f"must be 'clamp' or 'reject', got {redact(on_excess)}", field="on_excess")
         on_excess = "clamp"
     roles_data = data.get("roles", {})
     roles: dict[str, Role] = {}
     if not isinstance(roles_data, Mapping):
         problems.add("must be a table of roles", field="roles")
     else:
+        if require_version and not roles_data:
+            problems.add("missing: a policy file defines at least one role ([roles.NAME])", field="roles")
         roles = _compile_roles(roles_data, problems)
 
-    from .keys import compile_key_settings
-
-    settings: dict[str, Any] = {"mode": _mode(data.get("mode"), problems, None, "mode") or "enforce"}
-    settings.update(compile_key_settings(data, roles, problems.add))
+    mode: Mode = _mode(data.get("mode"), problems, None, "mode") or "enforce"
+    keys = compile_key_settings(data, roles, problems.add)
     problems.raise_if_any()
-    return Policy(roles, on_excess=on_excess, source=source, settings=settings, raw=data)
-
-
-def check_scope(models: tuple[str, ...] | None, max_tokens: object, rpm: object) -> None:
-    """Validate a route's narrowing (``requires_role(..., models=, max_tokens=, rpm=)``) when it is declared."""
-    problems = _Problems("route scope")
-    if models is not None:
-        if not models:
-            problems.add("must name at least one model pattern", field="models")
-        for pattern in models:
-            if (problem := pattern_problem(pattern)) is not None:
-                problems.add(problem, field="models")
-    _limit(max_tokens, problems, None, "max_tokens", MAX_TOKENS_CEILING)
-    _limit(rpm, problems, None, "rpm")
-    problems.raise_if_any()
+    settings = Settings(
+        mode=mode,
+        workspaces=keys.workspaces,
+        default_workspace=keys.default_workspace,
+        allowed_org_ids=keys.allowed_org_ids,
+        revoked=keys.revoked,
+    )
+    return CompiledPolicy(roles, on_excess, settings)

@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from .errors import NotAuthenticated, RBACError
-from .policy import Decision, Principal, Scope, as_patterns
-from .rbac import RBAC
+from ..errors import NotAuthenticated, RBACError
+from ..policy import Decision, Principal, Scope, as_patterns
+from ..rbac import RBAC
 
 __all__ = [
     "AsyncPrincipalLoader",

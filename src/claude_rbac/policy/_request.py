@@ -2,8 +2,8 @@
 
 Pure functions over the request the anthropic SDK is about to send: which endpoint, which models and
 max_tokens (the top-level request, every ``fallbacks`` entry, every request of a batch), the decision
-for each, and the body with ``max_tokens`` clamped where the policy says so. Nothing here touches a
-counter, a span or the network.
+for each, and the body with ``max_tokens`` clamped where the policy says so. A malformed request is a
+denial with reason ``invalid_request`` like any other. Nothing here touches a counter, a span or the network.
 """
 
 from __future__ import annotations
@@ -12,18 +12,29 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from .errors import AccessDenied, InvalidRequest
-from .policy import Decision, Policy, Principal, Scope
+from ..errors import InvalidRequest, message_for
+from ._model import Decision, Principal, Scope
+from ._policy import Policy
 
-__all__ = ["CallPlan", "TokenEstimator", "estimate_input_tokens", "operation_of", "plan_call"]
+__all__ = [
+    "NONSTREAMING_MAX_TOKENS",
+    "CallPlan",
+    "TokenEstimator",
+    "estimate_input_tokens",
+    "operation_of",
+    "plan_call",
+]
 
 TokenEstimator = Callable[[Mapping[str, Any]], int]
 IMAGE_TOKENS: Final = 1_600
 MIN_THINKING_BUDGET: Final = 1_024
+NONSTREAMING_MAX_TOKENS: Final = 21_333
+"""The most ``max_tokens`` a non-streaming call may ask for: the anthropic SDK refuses more (it expects such
+a call to take longer than its 10-minute default timeout: 3,600 s x max_tokens / 128,000 > 600 s)."""
 _BATCH_ITEM = re.compile(r"/v1/messages/batches/[^/]+(/results|/cancel)?")
 
 # (method, path) -> operation name. Anything else is denied: the client governs the Messages API only.
@@ -32,8 +43,6 @@ _OPERATIONS: Final = {
     ("POST", "/v1/messages/count_tokens"): "messages.count_tokens",
     ("POST", "/v1/messages/batches"): "messages.batches.create",
 }
-
-
 _OPERATION_CACHE: dict[tuple[str, str], str | None] = {}
 
 
@@ -104,20 +113,20 @@ class CallPlan:
     """The body to send instead, when the policy changed it (clamped max_tokens); else ``None``."""
     tokens: int = 0
     """Tokens to reserve: the input estimate plus the effective max_tokens (summed over a batch)."""
-    items: int = 1
     counts_rpm: bool = True
-    error: AccessDenied | None = field(default=None, repr=False)
 
 
-def _deny_endpoint(principal: Principal | None, method: str, url: str) -> CallPlan:
-    role = principal.role if principal is not None and isinstance(principal.role, str) else None
-    path = urlsplit(url).path
-    message = f"This client may only call the Messages API, not {method.upper()} {path}."
-    return CallPlan(None, Decision(False, "api_access_not_allowed", role, message=message), counts_rpm=False)
+def _role_name(principal: Principal | None) -> str | None:
+    return principal.role if principal is not None and isinstance(principal.role, str) else None
 
 
-def _thinking(item: dict[str, Any], decision: Decision, role: str | None) -> dict[str, Any] | None:
-    """A ``thinking`` config that stays valid under a clamped max_tokens, or ``None`` when none is needed."""
+def _invalid(principal: Principal | None, operation: str | None, message: str) -> CallPlan:
+    return CallPlan(operation, Decision(False, "invalid_request", _role_name(principal), message=message))
+
+
+def _thinking(item: Mapping[str, Any], decision: Decision) -> dict[str, Any] | Decision | None:
+    """A ``thinking`` config that stays valid under a clamped max_tokens, ``None`` when none is needed,
+    or a denial when extended thinking cannot fit under the cap."""
     thinking = item.get("thinking")
     if not isinstance(thinking, Mapping) or thinking.get("type") != "enabled":
         return None
@@ -128,11 +137,16 @@ def _thinking(item: dict[str, Any], decision: Decision, role: str | None) -> dic
     requested = decision.max_tokens_requested or effective
     scaled = min(effective - 1, max(MIN_THINKING_BUDGET, budget * effective // requested))
     if scaled < MIN_THINKING_BUDGET:
-        raise AccessDenied(
-            f"Extended thinking needs max_tokens above {MIN_THINKING_BUDGET}; role {role!r} is limited below that.",
-            reason="max_tokens_exceeded",
-        )
+        message = message_for("max_tokens_exceeded", "thinking", minimum=MIN_THINKING_BUDGET, role=decision.role)
+        return decision.denied("max_tokens_exceeded", message)
     return {**thinking, "budget_tokens": scaled}
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    decision: Decision
+    body: dict[str, Any] | None
+    tokens: int
 
 
 def _govern_item(
@@ -142,18 +156,22 @@ def _govern_item(
     item: Mapping[str, Any],
     estimate: TokenEstimator | None,
     enforce: bool,
-) -> tuple[Decision, dict[str, Any] | None, int]:
+    nonstreaming_limit: int | None,
+) -> _Item:
     if "model" not in item:
         raise InvalidRequest("model is required.")
     if "max_tokens" not in item:
         raise InvalidRequest("max_tokens is required.")
     decision = policy.decide(principal, model=item["model"], max_tokens=item["max_tokens"], scope=scope)
     if not decision.allowed:
-        return decision, None, 0
+        return _Item(decision, None, 0)
     changes: dict[str, Any] = {}
     if decision.clamped:
         changes["max_tokens"] = decision.max_tokens_effective
-        if (thinking := _thinking(dict(item), decision, decision.role)) is not None:
+        thinking = _thinking(item, decision)
+        if isinstance(thinking, Decision):
+            return _Item(thinking, None, 0)
+        if thinking is not None:
             changes["thinking"] = thinking
     most = decision.max_tokens_effective or 0
     fallbacks = item.get("fallbacks")
@@ -172,7 +190,7 @@ def _govern_item(
                 scope=scope,
             )
             if not fallback.allowed:
-                return fallback, None, 0
+                return _Item(fallback, None, 0)
             most = max(most, fallback.max_tokens_effective or 0)
             if fallback.clamped and fallback_tokens is not None:
                 new_fallbacks.append({**entry, "max_tokens": fallback.max_tokens_effective})
@@ -180,10 +198,16 @@ def _govern_item(
                 new_fallbacks.append(dict(entry))
         if new_fallbacks != fallbacks:
             changes["fallbacks"] = new_fallbacks
+    sent = most if enforce else max(most, decision.max_tokens_requested or 0)
+    if nonstreaming_limit is not None and item.get("stream") is not True and sent > nonstreaming_limit:
+        raise InvalidRequest(
+            f"max_tokens {sent} needs streaming: a call that may take longer than 10 minutes must stream "
+            f"(use stream=True or messages.stream(), or ask for at most {nonstreaming_limit})."
+        )
     tokens = estimate(item) + most if estimate is not None else 0
     if not enforce or not changes:
-        return decision, None, tokens
-    return decision, {**item, **changes}, tokens
+        return _Item(decision, None, tokens)
+    return _Item(decision, {**item, **changes}, tokens)
 
 
 def plan_call(
@@ -197,11 +221,37 @@ def plan_call(
     estimate: TokenEstimator | None = None,
     count_tokens: bool = True,
     enforce: bool = True,
+    nonstreaming_limit: int | None = None,
 ) -> CallPlan:
-    """Decide one SDK request. Raises :class:`InvalidRequest` for a malformed one."""
+    """Decide one SDK request. A malformed one is a denial with reason ``invalid_request``.
+
+    ``nonstreaming_limit``: refuse (400) a non-streaming ``messages.create`` whose max_tokens, after the
+    clamp, is above it: the SDK's own long-request rule, which the governed client applies after the clamp.
+    """
     operation = operation_of(method, url)
     if operation is None:
-        return _deny_endpoint(principal, method, url)
+        path = urlsplit(url).path
+        message = message_for("endpoint_not_allowed", method=method.upper(), path=path)
+        return CallPlan(
+            None, Decision(False, "endpoint_not_allowed", _role_name(principal), message=message), counts_rpm=False
+        )
+    try:
+        return _plan(policy, principal, scope, operation, body, estimate, count_tokens, enforce, nonstreaming_limit)
+    except InvalidRequest as exc:
+        return _invalid(principal, operation, exc.message)
+
+
+def _plan(
+    policy: Policy,
+    principal: Principal | None,
+    scope: Scope,
+    operation: str,
+    body: object,
+    estimate: TokenEstimator | None,
+    count_tokens: bool,
+    enforce: bool,
+    nonstreaming_limit: int | None,
+) -> CallPlan:
     if operation.startswith("messages.batches.") and operation != "messages.batches.create":
         return CallPlan(operation, policy.decide(principal), counts_rpm=False)
     if not isinstance(body, Mapping):
@@ -213,8 +263,8 @@ def plan_call(
 
     estimator = (estimate or estimate_input_tokens) if count_tokens else None
     if operation == "messages.create":
-        decision, new_body, tokens = _govern_item(policy, principal, scope, body, estimator, enforce)
-        return CallPlan(operation, decision, new_body, tokens)
+        item = _govern_item(policy, principal, scope, body, estimator, enforce, nonstreaming_limit)
+        return CallPlan(operation, item.decision, item.body, item.tokens)
 
     requests = body.get("requests")
     if not isinstance(requests, list) or not requests:
@@ -227,16 +277,16 @@ def plan_call(
         params = request.get("params") if isinstance(request, Mapping) else None
         if not isinstance(params, Mapping):
             raise InvalidRequest("each batch request needs params.")
-        decision, new_params, tokens = _govern_item(policy, principal, scope, params, estimator, enforce)
-        if not decision.allowed:
-            return CallPlan(operation, decision, items=len(requests))
-        first = first or decision
-        total += tokens
-        if new_params is not None:
+        item = _govern_item(policy, principal, scope, params, estimator, enforce, None)
+        if not item.decision.allowed:
+            return CallPlan(operation, item.decision)
+        first = first or item.decision
+        total += item.tokens
+        if item.body is not None:
             changed = True
-            new_requests.append({**request, "params": new_params})
+            new_requests.append({**request, "params": item.body})
         else:
             new_requests.append(request)
     assert first is not None
     new_body = {**body, "requests": new_requests} if changed else None
-    return CallPlan(operation, first, new_body, total, items=len(requests))
+    return CallPlan(operation, first, new_body, total)

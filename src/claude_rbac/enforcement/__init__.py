@@ -1,0 +1,30 @@
+"""The runtime: the policy in force, the SDK middleware that enforces it, keys, audit and usage.
+
+:class:`Enforcer` holds one policy generation (swapped atomically on reload), the quota, the keys and the
+auditor; the :class:`Governor` (an anthropic SDK middleware) and the route guards take it in their
+constructors.
+"""
+
+from ._attempt import Binding
+from ._audit import Auditor, UserIdMode
+from ._clients import ClientFactory, GovernedAnthropic, GovernedAsyncAnthropic
+from ._enforcer import Enforcer, Generation, OnStorageError, RevocationSource
+from ._governor import Governor
+from ._keys import ActiveKey, KeyRing, is_revoked
+
+__all__ = [
+    "ActiveKey",
+    "Auditor",
+    "Binding",
+    "ClientFactory",
+    "Enforcer",
+    "Generation",
+    "GovernedAnthropic",
+    "GovernedAsyncAnthropic",
+    "Governor",
+    "KeyRing",
+    "OnStorageError",
+    "RevocationSource",
+    "UserIdMode",
+    "is_revoked",
+]

@@ -1,0 +1,38 @@
+"""One attempt the governor admitted: what the policy made of it, what it holds, how it was recorded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opentelemetry.util.types import AttributeValue
+
+from ..policy import CallPlan, Principal, Scope
+from ..quota import Reservation
+from ._enforcer import Generation
+from ._keys import ActiveKey
+
+__all__ = ["Attempt", "Binding"]
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """Who a governed client acts for, and under which route scope. The grants come from the policy in force."""
+
+    principal: Principal | None
+    scope: Scope
+    route: str | None = None
+
+
+@dataclass(slots=True)
+class Attempt:
+    generation: Generation
+    """The policy in force when the attempt was decided: the whole attempt is judged by it."""
+    plan: CallPlan
+    key: ActiveKey
+    enforced: bool
+    first: bool
+    """The first attempt of the call (``retries_taken == 0``): the one that counts against RPM and is recorded."""
+    attributes: dict[str, AttributeValue]
+    reservation: Reservation | None = None
+    recorded: bool = False
+    """The decision span of this call is written (a shadow-mode rate limit records its would-be denial)."""

@@ -1,0 +1,243 @@
+"""The audit trail: span, metric and log names in one place, and the one recorder that writes them.
+
+Only the OpenTelemetry *API* is used; which SDK and exporter run is the app's choice. Nothing here ever
+records a prompt, a completion or an API key: callers hand over a :class:`~claude_rbac.policy.Decision`,
+a principal and a key fingerprint, and that is all there is to record.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final, Literal
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from .._version import __version__
+from ..audit import (
+    API_KEY_ID,
+    DECISION,
+    DECISIONS_METRIC,
+    DENIED_EVENT,
+    ENDUSER_ID,
+    ENDUSER_PSEUDO_ID,
+    ENFORCED,
+    MAX_TOKENS_EFFECTIVE,
+    MAX_TOKENS_REQUESTED,
+    MODEL,
+    OPERATION,
+    REASON,
+    REQUIRED_ROLE,
+    ROLE,
+    ROUTE,
+    SPAN_NAME,
+    TOKENS_METRIC,
+    USER_ROLES,
+    WORKSPACE,
+)
+from ..policy import Decision, Principal
+
+__all__ = ["Auditor", "UserIdMode"]
+
+UserIdMode = Literal["plain", "hashed", "off"]
+
+logger = logging.getLogger("claude_rbac")
+_MAX_WARNED_ROLES: Final = 1000
+
+
+class Auditor:
+    """Writes one ``claude_rbac.authorize`` span, one metric point and (for a denial) one log record per decision."""
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        user_id: UserIdMode = "plain",
+        user_id_key: bytes | str | None = None,
+        events: bool = False,
+        logger_provider: _logs.LoggerProvider | None = None,
+    ) -> None:
+        if user_id not in ("plain", "hashed", "off"):
+            raise ValueError(f"audit_user_id must be 'plain', 'hashed' or 'off', got {user_id!r}")
+        if user_id == "hashed" and not user_id_key:
+            raise ValueError("audit_user_id='hashed' needs audit_user_id_key: the HMAC key, the same on every worker")
+        self.tracer = trace.get_tracer("claude_rbac", __version__, tracer_provider=tracer_provider)
+        meter = metrics.get_meter("claude_rbac", __version__, meter_provider=meter_provider)
+        self.decisions = meter.create_counter(
+            DECISIONS_METRIC,
+            unit="{decision}",
+            description="Access decisions by outcome, reason, role and model.",
+        )
+        self.tokens = meter.create_counter(
+            TOKENS_METRIC, unit="{token}", description="Tokens used, by role, model and token type."
+        )
+        self.user_id_mode = user_id
+        self._events = (
+            _logs.get_logger("claude_rbac", __version__, logger_provider=logger_provider)
+            if events or logger_provider is not None
+            else None
+        )
+        self._user_key = user_id_key.encode() if isinstance(user_id_key, str) else user_id_key
+        self._unknown_roles: set[str | None] = set()
+
+    # -- attributes --------------------------------------------------------------------------------
+
+    def user_attributes(self, principal: Principal | None) -> dict[str, AttributeValue]:
+        attributes: dict[str, AttributeValue] = {}
+        if principal is None:
+            return attributes
+        if self.user_id_mode == "plain":
+            attributes[ENDUSER_ID] = principal.id
+        elif self.user_id_mode == "hashed":
+            assert self._user_key is not None
+            attributes[ENDUSER_PSEUDO_ID] = hmac.new(
+                self._user_key, principal.id.encode("utf-8"), hashlib.sha256
+            ).hexdigest()[:32]
+        if isinstance(principal.role, str):
+            attributes[USER_ROLES] = [principal.role]
+        return attributes
+
+    def attributes(
+        self,
+        decision: Decision,
+        principal: Principal | None,
+        *,
+        required_role: str | None = None,
+        key_id: str | None = None,
+        workspace: str | None = None,
+        route: str | None = None,
+        enforced: bool = True,
+        operation: str | None = None,
+    ) -> dict[str, AttributeValue]:
+        attributes = self.user_attributes(principal)
+        attributes[DECISION] = "allow" if decision.allowed else "deny"
+        attributes[REASON] = decision.reason
+        attributes[ENFORCED] = enforced
+        optional: Mapping[str, AttributeValue | None] = {
+            ROLE: decision.role,
+            REQUIRED_ROLE: required_role,
+            API_KEY_ID: key_id,
+            WORKSPACE: workspace,
+            MODEL: decision.model,
+            MAX_TOKENS_REQUESTED: decision.max_tokens_requested,
+            MAX_TOKENS_EFFECTIVE: decision.max_tokens_effective,
+            ROUTE: route,
+            OPERATION: operation,
+        }
+        for name, value in optional.items():
+            if value is not None:
+                attributes[name] = value
+        return attributes
+
+    # -- recording ---------------------------------------------------------------------------------
+
+    def record(
+        self,
+        decision: Decision,
+        attributes: dict[str, AttributeValue],
+        *,
+        failure: BaseException | None = None,
+    ) -> None:
+        """Write the decision span (status UNSET for allow and deny alike; ERROR only if something broke)."""
+        span = self.tracer.start_span(SPAN_NAME, kind=SpanKind.INTERNAL, attributes=attributes)
+        if failure is not None:
+            span.set_status(Status(StatusCode.ERROR, type(failure).__name__))
+        span.end()
+        enforced = bool(attributes.get(ENFORCED, True))
+        if decision.reason == "unknown_role":
+            self._warn_unknown_role(decision.role)
+        self.decisions.add(
+            1, _metric_attributes(decision.allowed, decision.reason, decision.role, decision.model, enforced)
+        )
+        if not decision.allowed:
+            self._log_denial(decision, attributes)
+            if self._events is not None:
+                # Span events are being deprecated in favour of log events: one per denial, opt-in.
+                self._events.emit(
+                    event_name=DENIED_EVENT,
+                    severity_number=_logs.SeverityNumber.INFO,
+                    body=decision.message,
+                    attributes=attributes,
+                )
+
+    def _warn_unknown_role(self, role: str | None) -> None:
+        """One WARNING per role name the policy lacks: a principal loader mapping users to a misspelt role
+        is a bug to see, not a quiet 403."""
+        if role in self._unknown_roles or len(self._unknown_roles) >= _MAX_WARNED_ROLES:
+            return
+        self._unknown_roles.add(role)
+        logger.warning(
+            "claude_rbac: a principal has role %r, which the policy does not define; every call it makes is denied"
+            " (unknown_role). Check the principal loader's role mapping.",
+            role,
+        )
+
+    def _log_denial(self, decision: Decision, attributes: Mapping[str, AttributeValue]) -> None:
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        fields: dict[str, Any] = {
+            "reason": decision.reason,
+            "role": decision.role,
+            "model": decision.model,
+            "route": attributes.get(ROUTE),
+            "enforced": attributes.get(ENFORCED),
+        }
+        for name in (ENDUSER_ID, ENDUSER_PSEUDO_ID):
+            if name in attributes:
+                fields["user"] = attributes[name]
+        logger.info(
+            "claude_rbac denied: reason=%s role=%s model=%s route=%s",
+            decision.reason,
+            decision.role,
+            decision.model,
+            fields["route"],
+            extra={"claude_rbac": fields},
+        )
+
+    def record_tokens(self, role: str | None, model: str | None, usage: Mapping[str, int]) -> None:
+        for kind, count in usage.items():
+            if count:
+                self.tokens.add(
+                    count,
+                    {
+                        "claude_rbac.role": role or "",
+                        "gen_ai.request.model": model or "",
+                        "gen_ai.token.type": kind,
+                    },
+                )
+
+    @staticmethod
+    def annotate(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
+        """Copy the decision's attributes onto another span (the SDK's call span, the server span)."""
+        if span.is_recording():
+            span.set_attributes(attributes)
+
+
+_UNVETTED_MODEL: Final = frozenset(
+    {"model_not_allowed", "api_access_not_allowed", "unauthenticated", "invalid_request", "unknown_role"}
+)
+"""Denials decided before the model was found in the policy: its name is whatever the caller sent."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _metric_attributes(
+    allowed: bool, reason: str, role: str | None, model: str | None, enforced: bool
+) -> Mapping[str, AttributeValue]:
+    # Low cardinality only: never a user id, and never a model name the policy refused (a caller could
+    # make up millions); the span has the exact name.
+    return MappingProxyType(
+        {
+            DECISION: "allow" if allowed else "deny",
+            REASON: reason,
+            ROLE: role or "",
+            MODEL: "_other" if model and reason in _UNVETTED_MODEL else model or "",
+            ENFORCED: enforced,
+        }
+    )

@@ -1,0 +1,171 @@
+"""Governed clients: genuine anthropic clients, derived from one root per kind, that stay governed.
+
+Constructing an anthropic client costs about 18 ms here, so there is one root client per kind (sync,
+async), built on first use, and each governed client is ``root.with_options(middleware=[Governor])``
+(tens of microseconds), cached per (principal, route scope, route). The root holds no key: the
+:class:`~._governor.Governor` sets the workspace's key, URL and tenant header on each request, so a key
+rotation, a policy reload or a workspace change applies to clients already handed out.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Literal, TypeVar, overload
+
+import anthropic
+from anthropic import MiddlewareInput, NotGiven, not_given
+from opentelemetry import trace
+
+from ..policy import Principal, Scope
+from ._attempt import Binding
+from ._enforcer import Enforcer
+from ._governor import Governor
+
+__all__ = ["ClientFactory", "GovernedAnthropic", "GovernedAsyncAnthropic"]
+
+PLACEHOLDER_KEY: Final = "governed-by-claude-rbac"
+"""What a governed client's ``api_key`` reads: the real key is added per request by its governor."""
+_CACHE_SIZE: Final = 1024
+_FIXED: Final = ("base_url", "api_key", "auth_token", "credentials", "config", "profile")
+
+
+class _LongRequestTimeout(anthropic.Timeout):
+    """The SDK's default timeout (10 minutes, 5 s to connect) that is never ``==`` to the SDK's default.
+
+    The SDK refuses a non-streaming call with a large ``max_tokens`` (``ValueError``, before any
+    middleware runs) only while the client's timeout equals its default. Governed clients use this
+    equal-valued stand-in so the refusal happens in the governor instead, after the role's clamp: a
+    ``max_tokens`` the clamp brings down passes, and one it cannot becomes a 400 that says to stream.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(anthropic.DEFAULT_TIMEOUT)
+
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+    __hash__ = object.__hash__
+
+
+_Client = TypeVar("_Client", bound="anthropic.Anthropic | anthropic.AsyncAnthropic")
+
+
+def _governed_options(middleware: Sequence[MiddlewareInput], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``copy()``'s arguments, such that the copy keeps the governor (last, nearest the wire) and its host."""
+    changed = [name for name in _FIXED if kwargs.get(name) not in (None, not_given)]
+    if changed:
+        raise TypeError(
+            f"a governed client's {', '.join(changed)} come(s) from its workspace in the policy: "
+            "set them there (or in RBAC(...)), not on the client"
+        )
+    governors = [entry for entry in middleware if isinstance(entry, Governor)]
+    chosen = kwargs.get("middleware", not_given)
+    if governors and not isinstance(chosen, NotGiven):
+        kwargs["middleware"] = [*(entry for entry in chosen or () if not isinstance(entry, Governor)), governors[-1]]
+    return kwargs
+
+
+class GovernedAnthropic(anthropic.Anthropic):
+    """A genuine ``anthropic.Anthropic`` whose ``with_options()``/``copy()`` keep its governor and host."""
+
+    @property
+    def user_agent(self) -> str:
+        return f"Anthropic/Python {anthropic.__version__}"
+
+    def copy(self, **kwargs: Any) -> GovernedAnthropic:
+        return super().copy(**_governed_options(self.middleware, kwargs))
+
+    with_options = copy
+
+
+class GovernedAsyncAnthropic(anthropic.AsyncAnthropic):
+    """A genuine ``anthropic.AsyncAnthropic`` whose ``with_options()``/``copy()`` keep its governor and host."""
+
+    @property
+    def user_agent(self) -> str:
+        return f"AsyncAnthropic/Python {anthropic.__version__}"
+
+    def copy(self, **kwargs: Any) -> GovernedAsyncAnthropic:
+        return super().copy(**_governed_options(self.middleware, kwargs))
+
+    with_options = copy
+
+
+class ClientFactory:
+    """Hands out governed clients for an :class:`~._enforcer.Enforcer`: one root per kind, cached derivations."""
+
+    def __init__(
+        self,
+        enforcer: Enforcer,
+        *,
+        base_url: str | None = None,
+        client_options: Mapping[str, Any] | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
+        self._enforcer = enforcer
+        self._base_url = base_url
+        self._options = dict(client_options or {})
+        self._tracer_provider = tracer_provider
+        self._lock = threading.Lock()
+        self._roots: dict[bool, GovernedAnthropic | GovernedAsyncAnthropic] = {}
+        self._derived: dict[tuple[Any, ...], GovernedAnthropic | GovernedAsyncAnthropic] = {}
+
+    @property
+    def checks_long_requests(self) -> bool:
+        """False when the app set its own timeout: the SDK then skips its long-request check, and so do we."""
+        return "timeout" not in self._options
+
+    @overload
+    def get(
+        self, principal: Principal | None, scope: Scope, route: str | None, *, asynchronous: Literal[False]
+    ) -> GovernedAnthropic: ...
+
+    @overload
+    def get(
+        self, principal: Principal | None, scope: Scope, route: str | None, *, asynchronous: Literal[True]
+    ) -> GovernedAsyncAnthropic: ...
+
+    def get(self, principal: Principal | None, scope: Scope, route: str | None, *, asynchronous: bool) -> Any:
+        cache_key = (principal, scope, route, asynchronous)
+        derived = self._derived.get(cache_key)  # a dict read is atomic: no lock on the hot path
+        if derived is not None:
+            return derived
+        root = self._root(asynchronous)
+        governor = Governor(self._enforcer, Binding(principal, scope, route), default_base_url=str(root.base_url))
+        derived = root.with_options(middleware=[*root.middleware, governor])
+        with self._lock:
+            if len(self._derived) >= _CACHE_SIZE:
+                self._derived.clear()  # simpler than an LRU, and a miss costs one with_options()
+            self._derived[cache_key] = derived
+        return derived
+
+    def _root(self, asynchronous: bool) -> GovernedAnthropic | GovernedAsyncAnthropic:
+        root = self._roots.get(asynchronous)
+        if root is not None:
+            return root
+        options: dict[str, Any] = {"timeout": _LongRequestTimeout(), **self._options}
+        cls = GovernedAsyncAnthropic if asynchronous else GovernedAnthropic
+        built = cls(api_key=PLACEHOLDER_KEY, base_url=self._base_url, **options)
+        if self._tracer_provider is not None:
+            built = built.with_options(
+                open_telemetry={**built.open_telemetry, "tracer_provider": self._tracer_provider}
+            )
+        with self._lock:
+            return self._roots.setdefault(asynchronous, built)
+
+    def close(self) -> None:
+        """Close the sync root (governed clients share its connection pool)."""
+        for root in self._drop(asynchronous=False):
+            root.close()
+
+    async def aclose(self) -> None:
+        """Close the async root; call it before the event loop ends."""
+        for root in self._drop(asynchronous=True):
+            await root.close()
+
+    def _drop(self, *, asynchronous: bool) -> list[Any]:
+        with self._lock:
+            root = self._roots.pop(asynchronous, None)
+            self._derived = {key: value for key, value in self._derived.items() if key[3] is not asynchronous}
+        return [root] if root is not None else []

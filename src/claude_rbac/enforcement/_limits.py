@@ -1,0 +1,150 @@
+"""The governed call's limits: which buckets an attempt must fit in, taking them, and settling them.
+
+Sync and async are twins of one shape; the storage decides how a hit travels (memory is in-process,
+Redis one round trip). A limit the call breaks is recorded and raised, or, in shadow mode, recorded
+and let through; a storage that fails is denied (fail closed) unless ``on_storage_error="allow"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Final
+
+from opentelemetry import trace
+
+from ..errors import UNAVAILABLE, RateLimited, error_for
+from ..quota import Bucket, Reservation, StorageFailure
+from .. import audit
+from ._audit import Auditor
+from ._attempt import Attempt, Binding
+from ._enforcer import Enforcer
+from ._usage import Usage
+
+__all__ = ["Limiter"]
+
+log = logging.getLogger("claude_rbac")
+_MEMO_SIZE: Final = 64
+
+
+class Limiter:
+    """The buckets of one governed client's calls (per principal and route scope), and their hits."""
+
+    def __init__(self, enforcer: Enforcer, binding: Binding) -> None:
+        self._enforcer = enforcer
+        self._binding = binding
+        # Bucket keys depend on the generation (the role's limits), and on the UTC day only through
+        # calendar budgets: the memo is keyed by both and stays small.
+        self._memo: dict[tuple[int, bool, str], tuple[Bucket, ...]] = {}
+
+    # -- which buckets ------------------------------------------------------------------------------
+
+    def buckets(self, attempt: Attempt) -> tuple[Bucket, ...]:
+        plan = attempt.plan
+        principal = self._binding.principal
+        role = attempt.generation.role_of(principal)
+        if not plan.decision.allowed or role is None or principal is None:
+            return ()
+        counts_rpm = attempt.first and plan.counts_rpm
+        day = time.strftime("%Y-%m-%d", time.gmtime()) if role.budget or role.pool_budget else ""
+        memo_key = (attempt.generation.number, counts_rpm, day)
+        template = self._memo.get(memo_key)
+        if template is None:
+            if len(self._memo) >= _MEMO_SIZE or any(key[2] != day for key in self._memo):
+                self._memo.clear()  # a new UTC day: new budget windows
+            scope = self._binding.scope
+            template = self._enforcer.quota.buckets(
+                role=role.name,
+                principal_id=principal.id,
+                rpm=role.rpm if counts_rpm else None,
+                scope_name=scope.name,
+                scope_rpm=scope.rpm if counts_rpm else None,
+                tpm=role.tpm,
+                budget_day=role.budget.day,
+                budget_month=role.budget.month,
+                pool_tpm=role.pool_tpm,
+                pool_budget_day=role.pool_budget.day,
+                pool_budget_month=role.pool_budget.month,
+                tokens=1,
+            )
+            self._memo[memo_key] = template
+        if plan.tokens <= 0:
+            return tuple(bucket for bucket in template if bucket.kind == "rpm")
+        return tuple(bucket if bucket.kind == "rpm" else bucket.with_cost(plan.tokens) for bucket in template)
+
+    # -- taking them --------------------------------------------------------------------------------
+
+    def acquire(self, attempt: Attempt) -> Reservation | None:
+        buckets = self.buckets(attempt)
+        if not buckets:
+            return None
+        try:
+            return self._enforcer.quota.acquire(buckets)
+        except RateLimited as exc:
+            self._limited(attempt, exc)
+        except StorageFailure as exc:
+            self._storage_failed(attempt, exc)
+        return None
+
+    async def aacquire(self, attempt: Attempt) -> Reservation | None:
+        buckets = self.buckets(attempt)
+        if not buckets:
+            return None
+        try:
+            return await self._enforcer.quota.aacquire(buckets)
+        except RateLimited as exc:
+            self._limited(attempt, exc)
+        except StorageFailure as exc:
+            self._storage_failed(attempt, exc)
+        return None
+
+    def _limited(self, attempt: Attempt, exc: RateLimited) -> None:
+        """Record the refusal; raise it, or (shadow mode) mark it recorded and go on."""
+        decision = attempt.plan.decision.denied(exc.reason, exc.message)
+        attributes = {**attempt.attributes, audit.DECISION: "deny", audit.REASON: exc.reason}
+        Auditor.annotate(trace.get_current_span(), attributes)
+        self._enforcer.auditor.record(decision, attributes)
+        if attempt.enforced:
+            raise exc
+        attempt.recorded = True
+
+    def _storage_failed(self, attempt: Attempt, exc: StorageFailure) -> None:
+        """Fail closed (raise ``BackendUnavailable``), or, when allowed by option or shadow mode, go on marked."""
+        allow = self._enforcer.on_storage_error == "allow" or not attempt.enforced
+        attributes = {**attempt.attributes, audit.STORAGE_ERROR: True}
+        if not allow:
+            attributes.update({audit.DECISION: "deny", audit.REASON: "backend_unavailable"})
+        Auditor.annotate(trace.get_current_span(), attributes)
+        attempt.attributes = attributes
+        if allow:
+            log.warning("claude_rbac: limits storage failed (%s); allowing the call (on_storage_error='allow')", exc)
+            return
+        log.error("claude_rbac: limits storage failed (%s); denying the call (fail closed)", exc)
+        decision = attempt.plan.decision.denied("backend_unavailable", UNAVAILABLE)
+        self._enforcer.auditor.record(decision, attributes, failure=exc)
+        raise error_for("backend_unavailable") from None
+
+    # -- settling them ------------------------------------------------------------------------------
+
+    def settle(self, reservation: Reservation | None, usage: Usage) -> None:
+        if reservation is None:
+            return
+        try:
+            self._enforcer.quota.settle(reservation, _used(reservation, usage))
+        except StorageFailure:
+            log.warning("claude_rbac: could not settle token usage: the limits storage failed")
+
+    async def asettle(self, reservation: Reservation | None, usage: Usage) -> None:
+        if reservation is None:
+            return
+        try:
+            await self._enforcer.quota.asettle(reservation, _used(reservation, usage))
+        except StorageFailure:
+            log.warning("claude_rbac: could not settle token usage: the limits storage failed")
+
+
+def _used(reservation: Reservation, usage: Usage) -> int:
+    """What the attempt cost: its counted usage, or (for a stream cut short) all that was reserved."""
+    if not usage.complete:
+        return reservation.reserved
+    return usage.counted

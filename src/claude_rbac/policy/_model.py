@@ -1,0 +1,213 @@
+"""The policy's vocabulary: who asks (:class:`Principal`), what a role grants (:class:`Role`), how a route
+narrows it (:class:`Scope`), the policy-wide settings and the answer to one question (:class:`Decision`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final, Literal
+
+from ..errors import PolicyError, PolicyProblem
+from ._patterns import ModelMatcher, describe_patterns, pattern_problem
+from ._values import MAX_TOKENS_CEILING, limit_problem
+from ._workspaces import Workspace
+
+__all__ = [
+    "UNRESTRICTED",
+    "Budget",
+    "Decision",
+    "Mode",
+    "OnExcess",
+    "Principal",
+    "Role",
+    "Scope",
+    "Settings",
+    "as_patterns",
+    "min_cap",
+]
+
+Mode = Literal["enforce", "shadow"]
+OnExcess = Literal["clamp", "reject"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The signed-in user as the app's own identity layer knows them. Never built from client input."""
+
+    id: str
+    role: str | None
+
+    def __repr__(self) -> str:
+        return f"Principal(id={self.id!r}, role={self.role!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Tokens per day and/or per month."""
+
+    day: int | None = None
+    month: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.day is not None or self.month is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """A compiled role: its own settings merged with what it inherits.
+
+    ``models`` is the union of the role's patterns and its ancestors'; every other setting is the
+    role's own value or, when it has none, the nearest ancestor's (parents in the order listed).
+    ``own_models`` are the patterns the role itself lists (``claude-rbac explain`` names the rule).
+    """
+
+    name: str
+    allowed: bool
+    models: tuple[str, ...]
+    max_tokens: int | None
+    rpm: int | None
+    inherits: tuple[str, ...] = ()
+    ancestors: frozenset[str] = frozenset()
+    description: str = ""
+    tpm: int | None = None
+    budget: Budget = Budget()
+    pool_tpm: int | None = None
+    pool_budget: Budget = Budget()
+    workspace: str | None = None
+    mode: Mode | None = None
+    own_models: tuple[str, ...] = ()
+    matcher: ModelMatcher = field(default_factory=lambda: ModelMatcher(()), repr=False, compare=False)
+
+    def allows_model(self, model: str) -> bool:
+        return self.matcher(model)
+
+    @property
+    def counts_tokens(self) -> bool:
+        """Whether a call must reserve tokens: the role has a TPM limit, a budget or a pool."""
+        return bool(self.tpm or self.budget or self.pool_tpm or self.pool_budget)
+
+    def includes(self, required: str) -> bool:
+        """Whether this role is ``required`` or inherits from it (``power`` includes ``user``)."""
+        return self.name == required or required in self.ancestors
+
+
+def as_patterns(models: Iterable[str] | str | None) -> tuple[str, ...] | None:
+    """A route's ``models=`` argument (one pattern, several, or ``None`` for no narrowing) as a tuple."""
+    if models is None:
+        return None
+    return (models,) if isinstance(models, str) else tuple(models)
+
+
+def scope_name(models: tuple[str, ...] | None, max_tokens: int | None, rpm: int | None) -> str:
+    if models is None and max_tokens is None and rpm is None:
+        return ""
+    return f"models={','.join(models or ())};max_tokens={max_tokens};rpm={rpm}"
+
+
+def _scope_problems(models: tuple[str, ...] | None, max_tokens: object, rpm: object) -> list[PolicyProblem]:
+    problems = []
+    if models is not None:
+        if not models:
+            problems.append(PolicyProblem("must name at least one model pattern", "route scope", field="models"))
+        for pattern in models:
+            if (problem := pattern_problem(pattern)) is not None:
+                problems.append(PolicyProblem(problem, "route scope", field="models"))
+    for name, value, ceiling in (("max_tokens", max_tokens, MAX_TOKENS_CEILING), ("rpm", rpm, None)):
+        if value is not None and (problem := limit_problem(value, *([ceiling] if ceiling else []))) is not None:
+            problems.append(PolicyProblem(problem, "route scope", field=name))
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What one route narrows a role to. It can only narrow: the role's grants still apply."""
+
+    name: str = ""
+    models: tuple[str, ...] | None = None
+    max_tokens: int | None = None
+    rpm: int | None = None
+    matcher: ModelMatcher | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        models: Iterable[str] | str | None = None,
+        max_tokens: int | None = None,
+        rpm: int | None = None,
+        name: str | None = None,
+    ) -> Scope:
+        """A validated scope; :class:`PolicyError` for a bad declaration (at decoration time)."""
+        patterns = as_patterns(models)
+        if problems := _scope_problems(patterns, max_tokens, rpm):
+            raise PolicyError(problems)
+        if name is None:
+            name = scope_name(patterns, max_tokens, rpm)
+        matcher = ModelMatcher(patterns) if patterns is not None else None
+        return cls(name=name, models=patterns, max_tokens=max_tokens, rpm=rpm, matcher=matcher)
+
+    @property
+    def narrows(self) -> bool:
+        return self.models is not None or self.max_tokens is not None or self.rpm is not None
+
+    def describe_models(self) -> str:
+        return describe_patterns(self.models or ())
+
+
+UNRESTRICTED: Final = Scope()
+
+
+def min_cap(a: int | None, b: int | None) -> int | None:
+    """The tighter of two optional caps."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The policy-wide settings beyond its roles."""
+
+    mode: Mode = "enforce"
+    workspaces: Mapping[str, Workspace] = field(default_factory=lambda: MappingProxyType({}))
+    default_workspace: str | None = None
+    allowed_org_ids: str | None = None
+    """The ``anthropic-allowed-org-ids`` value every request carries (canonical, comma-separated)."""
+    revoked: tuple[str, ...] = ()
+    """Fingerprints of revoked keys."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one policy decision. Truthy when allowed."""
+
+    allowed: bool
+    reason: str
+    """``allowed``, ``clamped``, or the ``error_code`` of the denial."""
+    role: str | None = None
+    model: str | None = None
+    max_tokens_requested: int | None = None
+    max_tokens_effective: int | None = None
+    message: str = ""
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+    @property
+    def clamped(self) -> bool:
+        return self.reason == "clamped"
+
+    def denied(self, reason: str, message: str) -> Decision:
+        """This decision turned into a denial for ``reason`` (a rate limit, a revoked key...), keeping its facts."""
+        return Decision(
+            False,
+            reason,
+            self.role,
+            self.model,
+            self.max_tokens_requested,
+            self.max_tokens_effective,
+            message,
+        )

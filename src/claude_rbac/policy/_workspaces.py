@@ -1,0 +1,235 @@
+"""Workspaces and where their keys live, the tenant restriction and revocations: the policy's half of keys.
+
+A policy never holds a key: a workspace names an environment variable or a file. This module validates
+those settings and knows how to name a key without showing it (:func:`fingerprint`); reading keys and
+rotating them is the runtime's (:mod:`claude_rbac.enforcement`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+__all__ = [
+    "KEY_LITERAL",
+    "ORG_IDS_HEADER",
+    "KeySource",
+    "Workspace",
+    "compile_key_settings",
+    "fingerprint",
+    "format_org_ids",
+    "redact",
+]
+
+ORG_IDS_HEADER: Final = "anthropic-allowed-org-ids"
+KEY_LITERAL: Final = re.compile(r"sk-ant-[a-z]+[0-9]*-[A-Za-z0-9_-]{16,}")
+"""What an Anthropic key looks like (a fingerprint, ``sk-ant-api03...AbCd#1a2b3c4d``, does not)."""
+
+AddProblem = Callable[..., None]
+
+
+def fingerprint(key: str) -> str:
+    """A stable, non-secret id for ``key``: its visible kind, its last 4 characters and a short hash.
+
+    Like Anthropic's ``partial_key_hint`` (``sk-ant-api03...AbCd``), plus 8 hex digits of SHA-256 so
+    that two keys with the same tail differ. Short keys show no tail.
+    """
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]
+    match = re.match(r"(sk-ant-[a-z]+[0-9]*)-", key)
+    kind = match.group(1) if match else "key"
+    tail = key[-4:] if len(key) >= 20 else ""
+    return f"{kind}...{tail}#{digest}"
+
+
+def redact(value: object) -> str:
+    """``repr(value)`` for a message, with anything that looks like an API key replaced by its fingerprint."""
+    shown = repr(value)
+    return KEY_LITERAL.sub(lambda match: fingerprint(match.group(0)), shown)
+
+
+@dataclass(frozen=True, slots=True)
+class KeySource:
+    """Where a key lives: an environment variable or a file. Never the key itself."""
+
+    env: str | None = None
+    file: str | None = None
+
+    def describe(self) -> str:
+        return f"env {self.env}" if self.env else f"file {self.file}"
+
+    @classmethod
+    def parse(cls, value: object) -> KeySource:
+        """``{"env": "NAME"}`` or ``{"file": "path"}`` as a source; ``ValueError`` (never echoing a key) else."""
+        if isinstance(value, str):
+            raise ValueError('must be {env = "NAME"} or {file = "path"}, never a literal key')
+        if not isinstance(value, Mapping) or set(value) not in ({"env"}, {"file"}):
+            raise ValueError('must be {env = "NAME"} or {file = "path"}')
+        ((kind, name),) = value.items()
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"`{kind}` must be a non-empty string")
+        if kind == "env" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(f"{redact(name)} is not an environment variable name")
+        return cls(env=name) if kind == "env" else cls(file=name)
+
+    def read(self) -> tuple[str | None, int | None]:
+        """The key (stripped) and, for a file, its mtime. ``(None, None)`` when it is missing or empty."""
+        if self.env:
+            value = os.environ.get(self.env, "").strip()
+            return (value or None), None
+        assert self.file is not None
+        try:
+            stat = os.stat(self.file)
+            with open(self.file, encoding="utf-8") as fh:
+                value = fh.read().strip()
+        except OSError:
+            return None, None
+        return (value or None), stat.st_mtime_ns
+
+    def mtime(self) -> int | None:
+        if not self.file:
+            return None
+        try:
+            return os.stat(self.file).st_mtime_ns
+        except OSError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    name: str
+    api_key: KeySource | None = None
+    services: Mapping[str, KeySource] = field(default_factory=dict)
+    base_url: str | None = None
+
+    def source_for(self, service: str | None) -> KeySource | None:
+        if service is not None and service in self.services:
+            return self.services[service]
+        return self.api_key
+
+
+def format_org_ids(org_ids: Iterable[object]) -> str:
+    """The ``anthropic-allowed-org-ids`` value: canonical UUIDs joined by commas, no spaces."""
+    canonical = []
+    for org_id in org_ids:
+        if not isinstance(org_id, str):
+            raise ValueError(f"an organisation id must be a UUID string, got {type(org_id).__name__}")
+        try:
+            parsed = uuid.UUID(org_id.strip())
+        except ValueError:
+            raise ValueError(f"{redact(org_id)} is not a UUID") from None
+        if str(parsed) != org_id.strip().lower():
+            raise ValueError(f"{redact(org_id)} is not a UUID in its canonical 8-4-4-4-12 form")
+        canonical.append(str(parsed))
+    if not canonical:
+        raise ValueError("allowed_org_ids must name at least one organisation")
+    return ",".join(dict.fromkeys(canonical))
+
+
+# -- compiling the policy's key settings --------------------------------------------------------------
+
+
+def _find_key_literals(value: object, path: str, add: AddProblem) -> None:
+    if isinstance(value, str):
+        if KEY_LITERAL.search(value):
+            add("looks like an API key: name an environment variable or a file instead", field=path)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _find_key_literals(key, path, add)
+            _find_key_literals(item, f"{path}.{key}" if path else str(key), add)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _find_key_literals(item, f"{path}[{index}]", add)
+
+
+def _key_source(value: object, field_path: str, add: AddProblem) -> KeySource | None:
+    try:
+        return KeySource.parse(value)
+    except ValueError as exc:
+        add(str(exc), field=field_path)
+        return None
+
+
+def _workspace(name: str, spec: object, add: AddProblem) -> Workspace | None:
+    base = f"workspaces.{name}"
+    if not isinstance(spec, Mapping):
+        add("must be a table", field=base)
+        return None
+    for key in spec:
+        if key not in ("api_key", "services", "base_url"):
+            add(f"unknown key {redact(key)}", field=f"{base}.{key}")
+    api_key = _key_source(spec["api_key"], f"{base}.api_key", add) if "api_key" in spec else None
+    services: dict[str, KeySource] = {}
+    raw_services = spec.get("services", {})
+    if not isinstance(raw_services, Mapping):
+        add("must be a table of service = {env/file}", field=f"{base}.services")
+    else:
+        for service, source in raw_services.items():
+            parsed = _key_source(source, f"{base}.services.{service}", add)
+            if parsed is not None:
+                services[str(service)] = parsed
+    if api_key is None and not services and "api_key" not in spec:
+        add("needs `api_key` or `services`", field=base)
+    base_url = spec.get("base_url")
+    if base_url is not None and (not isinstance(base_url, str) or not re.match(r"https?://", base_url)):
+        add("must be an http(s) URL", field=f"{base}.base_url")
+        base_url = None
+    return Workspace(name, api_key, services, base_url)
+
+
+@dataclass(frozen=True, slots=True)
+class KeySettings:
+    """The key-related settings of a policy, compiled."""
+
+    workspaces: Mapping[str, Workspace]
+    default_workspace: str | None
+    allowed_org_ids: str | None
+    revoked: tuple[str, ...]
+
+
+def compile_key_settings(data: Mapping[str, Any], roles: Mapping[str, Any], add: AddProblem) -> KeySettings:
+    """Validate the key-related parts of a policy document; return them compiled."""
+    _find_key_literals(data, "", add)
+    workspaces: dict[str, Workspace] = {}
+    raw = data.get("workspaces")
+    if raw is not None:
+        if not isinstance(raw, Mapping) or not raw:
+            add("must be a non-empty table of workspaces", field="workspaces")
+        else:
+            for name, spec in raw.items():
+                workspace = _workspace(str(name), spec, add)
+                if workspace is not None:
+                    workspaces[workspace.name] = workspace
+
+    default = data.get("default_workspace")
+    if default is not None and (not isinstance(default, str) or default not in workspaces):
+        add(f"names unknown workspace {redact(default)}", field="default_workspace")
+        default = None
+    if default is None and len(workspaces) == 1:
+        default = next(iter(workspaces))
+
+    for role in roles.values():
+        if role.workspace is not None and role.workspace not in workspaces:
+            add(f"names unknown workspace {redact(role.workspace)}", role=role.name, field="workspace")
+        elif role.workspace is None and workspaces and default is None and role.allowed:
+            add("names no workspace and the policy has no default_workspace", role=role.name, field="workspace")
+
+    org_ids: str | None = None
+    raw_org_ids = data.get("allowed_org_ids")
+    if raw_org_ids is not None:
+        try:
+            if isinstance(raw_org_ids, str) or not isinstance(raw_org_ids, (list, tuple)):
+                raise ValueError("must be a list of organisation UUIDs")
+            org_ids = format_org_ids(raw_org_ids)
+        except ValueError as exc:
+            add(str(exc), field="allowed_org_ids")
+
+    revoked = data.get("revoked", [])
+    if not isinstance(revoked, (list, tuple)) or not all(isinstance(item, str) for item in revoked):
+        add("must be a list of key fingerprints", field="revoked")
+        revoked = []
+    return KeySettings(workspaces, default, org_ids, tuple(revoked))
