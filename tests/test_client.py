@@ -70,7 +70,11 @@ class TestMessagesCreate:
 
     @pytest.mark.parametrize(
         ("principal", "reason"),
-        [(VERA, "api_access_not_allowed"), (Principal("x", "ghost"), "unknown_role"), (Principal("x", None), "api_access_not_allowed")],
+        [
+            (VERA, "api_access_not_allowed"),
+            (Principal("x", "ghost"), "unknown_role"),
+            (Principal("x", None), "api_access_not_allowed"),
+        ],
     )
     def test_roles_without_api_access(
         self, make: Make, fake_claude: FakeClaude, principal: Principal, reason: str

@@ -21,9 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
+from examples.backend import PLACEHOLDER_KEY
 from examples.telemetry import SIGNALS, exporters_for, otlp_exporter
 
-from examples.backend import PLACEHOLDER_KEY
 from tests.support.redis import free_port
 
 from .trail import SENTINEL_PROMPT

@@ -27,6 +27,7 @@ from anthropic import APIRequest, APIResponse, AsyncAPIResponse, AsyncCallNext, 
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
+from .. import audit
 from ..errors import UNAVAILABLE, error_for
 from ..policy import (
     NONSTREAMING_MAX_TOKENS,
@@ -34,9 +35,8 @@ from ..policy import (
     CallPlan,
     plan_call,
 )
-from .. import audit
-from ._audit import Auditor
 from ._attempt import Attempt, Binding
+from ._audit import Auditor
 from ._enforcer import Enforcer, Generation
 from ._keys import ActiveKey
 from ._limits import Limiter

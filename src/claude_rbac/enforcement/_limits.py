@@ -13,11 +13,11 @@ from typing import Final
 
 from opentelemetry import trace
 
+from .. import audit
 from ..errors import UNAVAILABLE, RateLimited, error_for
 from ..quota import Bucket, Reservation, StorageFailure
-from .. import audit
-from ._audit import Auditor
 from ._attempt import Attempt, Binding
+from ._audit import Auditor
 from ._enforcer import Enforcer
 from ._usage import Usage
 

@@ -22,8 +22,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from claude_rbac import RBAC
-from claude_rbac.policy import estimate_input_tokens
 from claude_rbac.integrations.starlette import EventStreamResponse, RBACMiddleware, get_claude, requires_role
+from claude_rbac.policy import estimate_input_tokens
 from claude_rbac.testing import FakeClaude, InMemoryMetrics
 
 from .conftest import (

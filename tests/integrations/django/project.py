@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import django
 from django.conf import settings
-
 from examples.backend import PLACEHOLDER_KEY
 
 HAIKU, SONNET, OPUS = "claude-haiku-4-5", "claude-sonnet-4-6", "claude-opus-4-7"

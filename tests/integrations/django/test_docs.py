@@ -13,9 +13,9 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.core.checks import run_checks
 from django.test import AsyncClient, override_settings
+from examples.backend import PLACEHOLDER_KEY
 
 from claude_rbac.testing import FakeClaude
-from examples.backend import PLACEHOLDER_KEY
 
 from .project import AUTH_MIDDLEWARE, INSTALLED_APPS, SESSION_MIDDLEWARE
 from .support import aclose_clients, close_clients, login

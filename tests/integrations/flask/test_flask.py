@@ -470,7 +470,9 @@ class TestErrors:
         response = login(None).post("/chat")
         assert response.status_code == 401
         assert response.content_type == "application/json"
-        assert response.get_json() == error_body("authentication_error", "unauthenticated", "Sign in to use this route.")
+        assert response.get_json() == error_body(
+            "authentication_error", "unauthenticated", "Sign in to use this route."
+        )
         response = login("vera").post("/chat")
         assert response.status_code == 403
         assert response.get_json() == error_body(
