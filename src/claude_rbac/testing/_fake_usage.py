@@ -271,6 +271,10 @@ class PromptCache:
             self._entries.clear()
 
     def use(self, body: Mapping[str, Any], total_tokens: int) -> CacheUse:
+        if body.get("cache_control") is None and not any(
+            isinstance(part, Mapping) and part.get("cache_control") is not None for part, _ in _parts(body)
+        ):
+            return CacheUse()  # nothing to cache: skip hashing the prompt
         blocks = _blocks(body)
         breakpoints = [i for i, block in enumerate(blocks) if block.ttl is not None]
         if not breakpoints:
