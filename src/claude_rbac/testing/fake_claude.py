@@ -1,77 +1,53 @@
 """FakeClaude: a real HTTP server on 127.0.0.1 that speaks enough of the Messages API to test against.
 
-It answers ``POST /v1/messages`` (JSON, and SSE with the documented event order and usage in
-``message_delta``), ``/v1/messages/count_tokens`` and ``/v1/messages/batches`` (create, retrieve,
-results, cancel, list), returns Anthropic error bodies on demand, enforces
-``anthropic-allowed-org-ids`` when given an ``org_id``, and records every request it receives.
+It answers ``POST /v1/messages`` (JSON, and SSE with the documented event order and usage split
+between ``message_start`` and the final ``message_delta``), ``/v1/messages/count_tokens`` and
+``/v1/messages/batches`` (create, retrieve, results, cancel, list), returns Anthropic error bodies
+on demand, enforces ``anthropic-allowed-org-ids`` when given an ``org_id``, and records every
+request it receives. It accepts every request field (tools of any type, ``mcp_servers``,
+``service_tier``, ``speed``, ``inference_geo``, betas, ``container``, ``context_management``,
+``cache_control``...) and rejects none.
 
     with FakeClaude() as fake:
         client = anthropic.Anthropic(api_key="test", base_url=fake.url)
         client.messages.create(model="claude-haiku-4-5", max_tokens=50, messages=[...])
         assert fake.requests[0].json["max_tokens"] == 50
+
+Usage. Each answered message (a JSON answer, a stream, one batch item) carries the usage of the
+first of these that applies; 2 to 4 replace the computed usage key by key, and a key set to
+``None`` is left out:
+
+1. ``script_error`` / ``script_tenant_restriction``: an error answer, which consumes no usage;
+2. for a batch item, the next usage scripted with ``script_usage(..., custom_id=<its custom_id>)``;
+3. the next usage of the ``script_usage(...)`` queue (first in, first out);
+4. the ``usage=`` given to the constructor: a mapping, or a callable that gets the request JSON
+   (a batch item's ``params``) and returns a mapping, or ``None`` to pass;
+5. the computed usage: the prompt estimate (one token per 4 characters of text and tool
+   definitions) split by the simulated prompt cache (blocks with ``cache_control`` are written at
+   their TTL the first time a prefix is seen and read afterwards), or by the fixed
+   ``cache_creation_input_tokens``/``cache_read_input_tokens`` when either is set; ``output_tokens``
+   capped by ``max_tokens``; ``server_tool_use`` for web search/fetch tools; ``service_tier``
+   (``batch`` in batches, ``priority`` for ``auto`` when ``priority=True``); ``inference_geo`` and
+   ``speed`` echoed; beta ``iterations`` when the advisor tool is granted.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import sys
 import threading
-import time
-import uuid
 from collections import deque
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeAlias
 
-__all__ = ["FakeClaude", "RecordedRequest"]
+from ..tenant import tenant_violation
+from ._fake_answers import message_body, stream_events
+from ._fake_batches import BatchStore
+from ._fake_server import RecordedRequest, ScriptedError, error_body, make_server
+from ._fake_usage import CacheUse, PromptCache, apply_override, computed_usage, prompt_tokens, service_tier
 
-WORDS = ("Hello", "from", "FakeClaude,", "a", "local", "stand-in", "for", "the", "Messages", "API.")
+__all__ = ["FakeClaude", "RecordedRequest", "UsageSource"]
 
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request as FakeClaude received it."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    json: Any
-    received_at: float = field(default_factory=time.time)
-
-    @property
-    def api_key(self) -> str | None:
-        if "x-api-key" in self.headers:
-            return self.headers["x-api-key"]
-        auth = self.headers.get("authorization", "")
-        return auth[7:] if auth.lower().startswith("bearer ") else None
-
-
-@dataclass
-class _Scripted:
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str]
-
-
-def error_body(error_type: str, message: str, error_code: str | None = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"type": error_type, "message": message}
-    if error_code is not None:
-        error["error_code"] = error_code
-    return {"type": "error", "error": error}
-
-
-def _text_of(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return " ".join(_text_of(item) for item in value)
-    if isinstance(value, Mapping):
-        return " ".join(_text_of(value[key]) for key in ("text", "content") if key in value)
-    return ""
+UsageSource: TypeAlias = Mapping[str, Any] | Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
+"""What ``FakeClaude(usage=...)`` takes: a usage for every answer, or a function of the request JSON."""
 
 
 class FakeClaude:
@@ -89,6 +65,8 @@ class FakeClaude:
         stream_delay: float = 0.0,
         org_id: str | None = None,
         record: bool = True,
+        usage: UsageSource | None = None,
+        priority: bool = False,
     ) -> None:
         self.output_tokens = output_tokens
         self.cache_creation_input_tokens = cache_creation_input_tokens
@@ -97,13 +75,17 @@ class FakeClaude:
         self.stream_delay = stream_delay
         self.org_id = org_id
         self.record = record
+        self.usage = usage
+        self.priority = priority
         self.requests: list[RecordedRequest] = []
         self.aborted_streams = 0
+        self.prompt_cache = PromptCache()
         self._lock = threading.Lock()
-        self._script: deque[_Scripted] = deque()
-        self._batches: dict[str, dict[str, Any]] = {}
-        self._server = _QuietServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
+        self._script: deque[ScriptedError] = deque()
+        self._usages: deque[Mapping[str, Any]] = deque()
+        self._item_usages: dict[str, deque[Mapping[str, Any]]] = {}
+        self._batches = BatchStore()
+        self._server = make_server(self, host, port)
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -147,9 +129,9 @@ class FakeClaude:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         """Make the next ``times`` requests answer with this Anthropic error (e.g. 529 ``overloaded_error``)."""
+        body = error_body(error_type, message, error_code)
         with self._lock:
-            for _ in range(times):
-                self._script.append(_Scripted(status, error_body(error_type, message, error_code), dict(headers or {})))
+            self._script.extend(ScriptedError(status, body, dict(headers or {})) for _ in range(times))
 
     def script_tenant_restriction(self, times: int = 1) -> None:
         """The next requests get the 403 a tenant restriction (``anthropic-allowed-org-ids``) answers with."""
@@ -161,12 +143,25 @@ class FakeClaude:
             times=times,
         )
 
+    def script_usage(self, usage: Mapping[str, Any], *, times: int = 1, custom_id: str | None = None) -> None:
+        """The next ``times`` answered messages carry ``usage`` (in place of the computed keys it names).
+
+        With ``custom_id``, only batch items with that ``custom_id`` take it, before the shared queue.
+        """
+        with self._lock:
+            queue = self._usages if custom_id is None else self._item_usages.setdefault(custom_id, deque())
+            queue.extend(dict(usage) for _ in range(times))
+
     def reset(self) -> None:
+        """Forget the request log, every script, the batches and the prompt cache."""
         with self._lock:
             self.requests.clear()
             self._script.clear()
-            self._batches.clear()
+            self._usages.clear()
+            self._item_usages.clear()
             self.aborted_streams = 0
+        self._batches.clear()
+        self.prompt_cache.clear()
 
     def calls(self, path: str = "/v1/messages", method: str = "POST") -> list[RecordedRequest]:
         with self._lock:
@@ -182,7 +177,72 @@ class FakeClaude:
 
     # -- the API -----------------------------------------------------------------------------------
 
-    def _next_scripted(self) -> _Scripted | None:
+    def input_tokens(self, body: Mapping[str, Any]) -> int:
+        """The whole prompt's estimated tokens, cached or not (what ``count_tokens`` answers)."""
+        return prompt_tokens(body)
+
+    def usage_for(
+        self, body: Mapping[str, Any], *, batch: bool = False, custom_id: str | None = None
+    ) -> dict[str, Any]:
+        """The usage the next answer to ``body`` carries; this consumes a scripted usage and uses the cache."""
+        fixed = self.cache_creation_input_tokens or self.cache_read_input_tokens
+        if fixed:
+            cache = CacheUse(read=self.cache_read_input_tokens, write_5m=self.cache_creation_input_tokens)
+        else:
+            cache = self.prompt_cache.use(body, prompt_tokens(body))
+        tier = service_tier(body, batch=batch, priority=self.priority)
+        usage = computed_usage(body, cache, output_tokens=self.output_tokens, tier=tier, cache_is_extra=bool(fixed))
+        override = self._next_usage(custom_id)
+        if override is None and self.usage is not None:
+            override = self.usage if isinstance(self.usage, Mapping) else self.usage(body)
+        return usage if override is None else apply_override(usage, override)
+
+    def message(self, body: Mapping[str, Any], usage: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The JSON answer to ``body`` (with :meth:`usage_for` when no ``usage`` is given)."""
+        return message_body(body, self.usage_for(body) if usage is None else usage)
+
+    def events(
+        self, body: Mapping[str, Any], usage: Mapping[str, Any] | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The SSE events of a streamed answer to ``body``, in the documented order."""
+        return stream_events(self.message(body, usage))
+
+    def batch(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a batch: every item is answered now, with ``service_tier: "batch"`` in its usage."""
+
+        def answer(params: Mapping[str, Any], custom_id: str | None) -> dict[str, Any]:
+            return message_body(params, self.usage_for(params, batch=True, custom_id=custom_id))
+
+        return self._batches.create(body, self.url, answer)
+
+    def batch_results(self, batch_id: str) -> list[dict[str, Any]] | None:
+        return self._batches.results(batch_id)
+
+    def stored_batch(self, batch_id: str) -> dict[str, Any] | None:
+        return self._batches.get(batch_id)
+
+    def all_batches(self) -> list[dict[str, Any]]:
+        return self._batches.all()
+
+    def tenant_error(self, headers: Mapping[str, str]) -> dict[str, Any] | None:
+        """The 403 body for a request whose ``anthropic-allowed-org-ids`` excludes :attr:`org_id`, else ``None``."""
+        if self.org_id is None:
+            return None
+        return tenant_violation(headers.get("anthropic-allowed-org-ids"), self.org_id)
+
+    def tenant_allows(self, headers: Mapping[str, str]) -> bool:
+        return self.tenant_error(headers) is None
+
+    # -- used by the server ------------------------------------------------------------------------
+
+    def _next_usage(self, custom_id: str | None) -> Mapping[str, Any] | None:
+        with self._lock:
+            for queue in (self._item_usages.get(custom_id) if custom_id is not None else None, self._usages):
+                if queue:
+                    return queue.popleft()
+        return None
+
+    def _next_scripted(self) -> ScriptedError | None:
         with self._lock:
             return self._script.popleft() if self._script else None
 
@@ -191,252 +251,6 @@ class FakeClaude:
             with self._lock:
                 self.requests.append(request)
 
-    def input_tokens(self, body: Mapping[str, Any]) -> int:
-        text = _text_of(body.get("system", "")) + " " + _text_of(body.get("messages", []))
-        return max(1, math.ceil(len(text.strip()) / 4))
-
-    def message(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        max_tokens = int(body.get("max_tokens", 1))
-        out = min(max_tokens, self.output_tokens)
-        return {
-            "id": f"msg_{uuid.uuid4().hex[:24]}",
-            "type": "message",
-            "role": "assistant",
-            "model": body.get("model"),
-            "content": [{"type": "text", "text": " ".join(WORDS[i % len(WORDS)] for i in range(out))}],
-            "stop_reason": "max_tokens" if out == max_tokens else "end_turn",
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": self.input_tokens(body),
-                "output_tokens": out,
-                "cache_creation_input_tokens": self.cache_creation_input_tokens,
-                "cache_read_input_tokens": self.cache_read_input_tokens,
-            },
-        }
-
-    def events(self, body: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-        """The SSE events of a streamed message, in the documented order."""
-        message = self.message(body)
-        usage = message["usage"]
-        words = message["content"][0]["text"].split(" ")
-        start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
-        yield "message_start", {"type": "message_start", "message": start}
-        yield (
-            "content_block_start",
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        )
-        yield "ping", {"type": "ping"}
-        for i, word in enumerate(words):
-            text = word if i == 0 else f" {word}"
-            yield (
-                "content_block_delta",
-                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
-            )
-        yield "content_block_stop", {"type": "content_block_stop", "index": 0}
-        yield (
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                "usage": {"output_tokens": usage["output_tokens"]},
-            },
-        )
-        yield "message_stop", {"type": "message_stop"}
-
-    def batch(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        batch_id = f"msgbatch_{uuid.uuid4().hex[:24]}"
-        requests = list(body.get("requests", []))
-        batch = {
-            "id": batch_id,
-            "type": "message_batch",
-            "processing_status": "ended",
-            "request_counts": {
-                "processing": 0,
-                "succeeded": len(requests),
-                "errored": 0,
-                "canceled": 0,
-                "expired": 0,
-            },
-            "ended_at": "2026-01-01T00:00:00Z",
-            "created_at": "2026-01-01T00:00:00Z",
-            "expires_at": "2026-01-02T00:00:00Z",
-            "archived_at": None,
-            "cancel_initiated_at": None,
-            "results_url": f"{self.url}/v1/messages/batches/{batch_id}/results",
-        }
+    def _stream_aborted(self) -> None:
         with self._lock:
-            self._batches[batch_id] = {"batch": batch, "requests": requests}
-        return batch
-
-    def batch_results(self, batch_id: str) -> list[dict[str, Any]] | None:
-        with self._lock:
-            stored = self._batches.get(batch_id)
-        if stored is None:
-            return None
-        return [
-            {
-                "custom_id": item.get("custom_id"),
-                "result": {"type": "succeeded", "message": self.message(item.get("params", {}))},
-            }
-            for item in stored["requests"]
-        ]
-
-    def stored_batch(self, batch_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            stored = self._batches.get(batch_id)
-        return None if stored is None else stored["batch"]
-
-    def all_batches(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [stored["batch"] for stored in self._batches.values()]
-
-    def tenant_allows(self, headers: Mapping[str, str]) -> bool:
-        allowed = headers.get("anthropic-allowed-org-ids")
-        if self.org_id is None or allowed is None:
-            return True
-        return self.org_id in allowed.split(",")
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hangs up mid-stream is part of the tests, not an error worth a traceback.
-        exc = sys.exc_info()[1]
-        if not isinstance(exc, (ConnectionError, TimeoutError)):
-            super().handle_error(request, client_address)
-
-
-def _handler_for(fake: FakeClaude) -> type[BaseHTTPRequestHandler]:
-    class Handler(_Handler):
-        pass
-
-    Handler.fake = fake
-    return Handler
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in separate writes; don't wait for an ACK
-    fake: FakeClaude
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    def _send_json(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
-        payload = json.dumps(body).encode("utf-8")
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(payload)))
-        self.send_header("request-id", f"req_{uuid.uuid4().hex[:24]}")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def _dispatch(self) -> None:
-        fake = self.fake
-        parts = urlsplit(self.path)
-        length = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        fake._record(RecordedRequest(self.command, parts.path, parse_qs(parts.query), headers, body))
-        if fake.delay:
-            time.sleep(fake.delay)
-        scripted = fake._next_scripted()
-        if scripted is not None:
-            self._send_json(scripted.status, scripted.body, scripted.headers)
-            return
-        if not fake.tenant_allows(headers):
-            self._send_json(
-                403,
-                error_body(
-                    "permission_error",
-                    "Access restricted by network policy. Contact IT Administrator.",
-                    "tenant_restriction_violation",
-                ),
-            )
-            return
-        self._route(self.command, parts.path, body if isinstance(body, dict) else {})
-
-    def _route(self, method: str, path: str, body: dict[str, Any]) -> None:
-        fake = self.fake
-        if method == "POST" and path == "/v1/messages":
-            if body.get("stream"):
-                self._stream(body)
-            else:
-                self._send_json(200, fake.message(body))
-        elif method == "POST" and path == "/v1/messages/count_tokens":
-            self._send_json(200, {"input_tokens": fake.input_tokens(body)})
-        elif method == "POST" and path == "/v1/messages/batches":
-            self._send_json(200, fake.batch(body))
-        elif method == "GET" and path == "/v1/messages/batches":
-            batches = fake.all_batches()
-            self._send_json(
-                200,
-                {
-                    "data": batches,
-                    "has_more": False,
-                    "first_id": batches[0]["id"] if batches else None,
-                    "last_id": batches[-1]["id"] if batches else None,
-                },
-            )
-        elif path.startswith("/v1/messages/batches/"):
-            self._batch_item(method, path.removeprefix("/v1/messages/batches/"))
-        elif method == "GET" and path == "/v1/models":
-            self._send_json(200, {"data": [], "has_more": False, "first_id": None, "last_id": None})
-        else:
-            self._send_json(404, error_body("not_found_error", f"No such endpoint: {method} {path}"))
-
-    def _batch_item(self, method: str, rest: str) -> None:
-        fake = self.fake
-        batch_id, _, action = rest.partition("/")
-        batch = fake.stored_batch(batch_id)
-        if batch is None:
-            self._send_json(404, error_body("not_found_error", "No such batch."))
-        elif method == "GET" and action == "results":
-            lines = "\n".join(json.dumps(line) for line in fake.batch_results(batch_id) or []).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/binary")
-            self.send_header("content-length", str(len(lines)))
-            self.end_headers()
-            self.wfile.write(lines)
-        elif method == "POST" and action == "cancel":
-            self._send_json(200, {**batch, "processing_status": "canceling"})
-        elif method == "GET" and not action:
-            self._send_json(200, batch)
-        else:
-            self._send_json(404, error_body("not_found_error", "No such endpoint."))
-
-    def _stream(self, body: dict[str, Any]) -> None:
-        fake = self.fake
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream; charset=utf-8")
-        self.send_header("cache-control", "no-cache")
-        self.send_header("transfer-encoding", "chunked")
-        self.send_header("request-id", f"req_{uuid.uuid4().hex[:24]}")
-        self.end_headers()
-        try:
-            for name, data in fake.events(body):
-                chunk = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
-                self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-                self.wfile.flush()
-                if fake.stream_delay:
-                    time.sleep(fake.stream_delay)
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            with fake._lock:
-                fake.aborted_streams += 1
-            self.close_connection = True
+            self.aborted_streams += 1
