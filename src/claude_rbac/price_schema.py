@@ -236,10 +236,9 @@ def overridden(
         given = _entry(pattern, raw, problems, shipped=False)
         if given is not None:
             merged[pattern] = {**merged.get(pattern, {}), **given}
-    if problems.items:
-        return None, problems.items
     patterns = [pattern for pattern in overrides if isinstance(pattern, str)]
-    return _compile(merged, table.defaults, table.tools, problems, patterns), problems.items
+    compiled = _compile(merged, table.defaults, table.tools, problems, patterns)
+    return (compiled if not problems.items else None), problems.items
 
 
 def validate_price_overrides(overrides: object, *, source: str | None = None) -> list[PolicyProblem]:
@@ -285,7 +284,7 @@ def parse_price_table(text: str, *, source: str | None = None) -> PriceTable:
         given = _entry(pattern, raw, problems, shipped=True)
         if given is not None:
             fields[pattern] = given
-    table = None if problems.items else _compile(fields, parsed_defaults, tools, problems)
-    if table is None:
+    table = _compile(fields, parsed_defaults, tools, problems)
+    if table is None or problems.items:
         raise PolicyError(problems.items)
     return table
