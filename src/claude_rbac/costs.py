@@ -124,8 +124,8 @@ class BillableUsage:
             cache_creation=None if split is None else CacheCreation(**_counts(split, CacheCreation)),
             cache_read_input_tokens=_optional_count(usage, "cache_read_input_tokens"),
             server_tool_use=None if tools is None else ServerToolUse(**_counts(tools, ServerToolUse)),
-            service_tier=cast(ServiceTier | None, _get(usage, "service_tier")),  # checked in __post_init__
-            speed=cast(Speed | None, _get(usage, "speed")),
+            service_tier=cast("ServiceTier | None", _get(usage, "service_tier")),  # checked in __post_init__
+            speed=cast("Speed | None", _get(usage, "speed")),
             inference_geo=geo,
             batch=batch,
         )
@@ -230,7 +230,13 @@ def cost(
     tools: Mapping[str, ToolPrice] | None = None,
     unsplit_cache_ttl: Ttl = "5m",
 ) -> Cost:
-    """What ``usage`` costs at ``price`` (server tools at ``tools``, the shipped ones by default)."""
+    """What ``usage`` costs at ``price`` (server tools at ``tools``, the shipped ones by default).
+
+    Raises :class:`~claude_rbac.prices.MissingPrice` when the usage needs a rate or multiplier the
+    price lacks (a Priority Tier usage, until a policy sets ``priority``: no list price is published)
+    and ``ValueError`` for a usage that cannot happen (a batch call in fast mode, a TTL split larger
+    than its total).
+    """
     split = usage.cache_creation or CacheCreation()
     written = split.ephemeral_5m_input_tokens + split.ephemeral_1h_input_tokens
     total = written if usage.cache_creation_input_tokens is None else usage.cache_creation_input_tokens

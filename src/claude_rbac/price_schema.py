@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal, Inexact, InvalidOperation, localcontext
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from .errors import PolicyError, PolicyProblem
 from .patterns import pattern_problem
@@ -139,15 +139,16 @@ def _entry(pattern: object, raw: object, problems: _Problems, *, shipped: bool) 
     return fields
 
 
-def _rates_of(given: Mapping[str, Decimal | None], problems: _Problems, field: str) -> Rates | None:
-    for name in ("input", "output"):
-        if name not in given:
-            problems.add(f"{field}.{name}", f"is required: an entry without `{name}` cannot price a call")
-    if any(given.get(name) is None for name in RATE_FIELDS if name in given) or problems.items:
-        return None
+def _rates_of(given: Mapping[str, Any], problems: _Problems, field: str) -> Rates | None:
+    """The rates of an entry (or of its long-context tier), or ``None`` when one is missing or bad."""
+    missing = [name for name in ("input", "output") if name not in given]
+    for name in missing:
+        problems.add(f"{field}.{name}", f"is required: an entry without `{name}` cannot price a call")
+    if missing or any(given[name] is None for name in RATE_FIELDS if name in given):
+        return None  # a bad value was reported where it was parsed
     return Rates(
-        cast(Decimal, given["input"]),  # checked just above: present and parsed
-        cast(Decimal, given["output"]),
+        given["input"],
+        given["output"],
         given.get("cache_write_5m"),
         given.get("cache_write_1h"),
         given.get("cache_read"),
@@ -175,21 +176,17 @@ def _fast_multiplier(
 def _model_price(pattern: str, fields: Mapping[str, Any], problems: _Problems) -> ModelPrice | None:
     field = f'prices."{pattern}"'
     before = len(problems.items)
-    scratch = _Problems(problems.source)
-    rates = _rates_of(fields, scratch, field)
-    problems.items.extend(scratch.items)
-    if rates is None:
-        return None
+    rates = _rates_of(fields, problems, field)
     long_context = None
     if "long_context" in fields:
         above, given = fields["long_context"]
-        tier = _Problems(problems.source)
-        tier_rates = _rates_of(given, tier, f"{field}.long_context")
-        problems.items.extend(tier.items)
-        if tier_rates is not None and isinstance(above, int):
+        tier_rates = _rates_of(given, problems, f"{field}.long_context")
+        if tier_rates is not None and isinstance(above, int) and above > 0:
             long_context = LongContext(above, tier_rates)
-    fast = _fast_multiplier(fields["fast"], rates, problems, f"{field}.fast") if "fast" in fields else None
-    if len(problems.items) > before:
+    fast = None
+    if rates is not None and "fast" in fields:
+        fast = _fast_multiplier(fields["fast"], rates, problems, f"{field}.fast")
+    if rates is None or len(problems.items) > before:
         return None
     return ModelPrice(
         pattern,
