@@ -8,8 +8,16 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from claude_rbac.costs import BillableUsage, CacheCreation, ServerToolUse, cost, worst_case
-from claude_rbac.prices import ModelPrice, price_for, shipped_prices
+from claude_rbac.policy.prices import (
+    BillableUsage,
+    CacheCreation,
+    ModelPrice,
+    ServerToolUse,
+    cost,
+    price_for,
+    shipped_prices,
+    worst_case,
+)
 
 M = 1_000_000
 

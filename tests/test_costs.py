@@ -16,8 +16,16 @@ from anthropic.types import CacheCreation as SdkCacheCreation
 from anthropic.types import MessageDeltaUsage, ServerToolUsage, Usage
 from anthropic.types.beta import BetaUsage
 
-from claude_rbac.costs import BillableUsage, CacheCreation, ServerToolUse, cost, worst_case
-from claude_rbac.prices import MissingPrice, ModelPrice, price_for
+from claude_rbac.policy.prices import (
+    BillableUsage,
+    CacheCreation,
+    MissingPrice,
+    ModelPrice,
+    ServerToolUse,
+    cost,
+    price_for,
+    worst_case,
+)
 from claude_rbac.testing import FakeClaude
 
 M = 1_000_000

@@ -26,7 +26,8 @@ from dataclasses import dataclass, fields, replace
 from decimal import ROUND_CEILING, Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow, localcontext
 from typing import Literal, cast, get_args
 
-from .prices import MissingPrice, ModelPrice, Rates, ToolPrice, shipped_prices
+from ._price_schema import shipped_prices
+from ._prices import MissingPrice, ModelPrice, Rates, ToolPrice
 
 __all__ = ["BillableUsage", "CacheCreation", "Cost", "ServerToolUse", "cost", "worst_case"]
 

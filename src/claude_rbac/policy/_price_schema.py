@@ -17,18 +17,27 @@ import sys
 from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal, Inexact, InvalidOperation, localcontext
+from functools import lru_cache
+from importlib import resources
 from typing import Any, Final
 
-from .errors import PolicyError, PolicyProblem
-from .patterns import pattern_problem
-from .prices import LongContext, ModelPrice, PriceTable, Rates, ToolPrice, shipped_prices
+from ..errors import PolicyError, PolicyProblem
+from ._patterns import pattern_problem
+from ._prices import LongContext, ModelPrice, PriceTable, Rates, ToolPrice
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["overridden", "parse_price_table", "validate_price_overrides"]
+__all__ = [
+    "overridden",
+    "parse_price_table",
+    "price_for",
+    "shipped_prices",
+    "validate_price_overrides",
+    "with_overrides",
+]
 
 RATE_FIELDS: Final = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 ENTRY_KEYS: Final = frozenset({*RATE_FIELDS, "batch", "fast", "priority", "inference_geo", "long_context"})
@@ -285,3 +294,23 @@ def parse_price_table(text: str, *, source: str | None = None) -> PriceTable:
     if table is None or problems.items:
         raise PolicyError(problems.items)
     return table
+
+
+@lru_cache(maxsize=1)
+def shipped_prices() -> PriceTable:
+    """The table shipped in the package (``prices.toml``), read and compiled once."""
+    text = resources.files(__package__ or "claude_rbac.policy").joinpath("prices.toml").read_text(encoding="utf-8")
+    return parse_price_table(text, source="claude_rbac/policy/prices.toml")
+
+
+def price_for(model: str) -> ModelPrice | None:
+    """The shipped price of ``model``, or ``None`` when there is none."""
+    return shipped_prices().price_for(model)
+
+
+def with_overrides(table: PriceTable, overrides: Mapping[str, Any] | None, *, source: str | None = None) -> PriceTable:
+    """``table`` with a policy's ``prices`` applied; a :class:`PolicyError` lists every problem."""
+    updated, problems = overridden(table, overrides, source)
+    if updated is None:
+        raise PolicyError(problems)
+    return updated

@@ -18,12 +18,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
-from .errors import PolicyError
-from .patterns import MAX_MODEL_NAME, ModelMatcher
+from ._patterns import MAX_MODEL_NAME, ModelMatcher
 
 __all__ = [
     "LongContext",
@@ -32,8 +29,6 @@ __all__ = [
     "PriceTable",
     "Rates",
     "ToolPrice",
-    "price_for",
-    "shipped_prices",
 ]
 
 _CACHE_SIZE = 4096
@@ -155,26 +150,3 @@ class PriceTable:
             self._cache.clear()
         self._cache[model] = price
         return price
-
-    def with_overrides(self, overrides: Mapping[str, Any] | None, *, source: str | None = None) -> PriceTable:
-        """This table with a policy's ``prices`` applied; a :class:`PolicyError` lists every problem."""
-        from .price_schema import overridden
-
-        table, problems = overridden(self, overrides, source)
-        if table is None:
-            raise PolicyError(problems)
-        return table
-
-
-@lru_cache(maxsize=1)
-def shipped_prices() -> PriceTable:
-    """The table shipped in the package (``prices.toml``), read and compiled once."""
-    from .price_schema import parse_price_table
-
-    text = resources.files("claude_rbac").joinpath("prices.toml").read_text(encoding="utf-8")
-    return parse_price_table(text, source="claude_rbac/prices.toml")
-
-
-def price_for(model: str) -> ModelPrice | None:
-    """The shipped price of ``model``, or ``None`` when there is none."""
-    return shipped_prices().price_for(model)
