@@ -24,6 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy --strict src
+	$(BIN)/lint-imports
 
 demo: $(STAMP)
 	$(BIN)/python -m examples.fastapi_app

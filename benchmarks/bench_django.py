@@ -66,7 +66,7 @@ def _configure() -> None:
         CLAUDE_RBAC={
             "API_KEY": "benchmarks.bench_django.api_key",
             "BASE_URL": "http://127.0.0.1:9",
-            "PRINCIPAL_RESOLVER": "benchmarks.bench_django.principal",
+            "PRINCIPAL_LOADER": "benchmarks.bench_django.principal",
         },
     )
     django.setup()

@@ -30,7 +30,7 @@ CLAUDE_RBAC = {
     "POLICY": os.environ.get("CLAUDE_RBAC_POLICY") or common.DEFAULT_POLICY,
     "STORAGE": os.environ.get("CLAUDE_RBAC_STORAGE") or "memory://",
     "KEY_PREFIX": os.environ.get("CLAUDE_RBAC_KEY_PREFIX") or "claude_rbac",
-    "PRINCIPAL_RESOLVER": "examples.django_app.views.principal_from_session",
+    "PRINCIPAL_LOADER": "examples.django_app.views.principal_from_session",
     "API_KEY": "examples.django_app.backend.api_key",
     "BASE_URL": BACKEND.base_url,
     "OPTIONS": {"audit_events": log_events_wanted()},  # OTEL_LOGS_EXPORTER set: a log event per denial

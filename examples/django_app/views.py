@@ -22,7 +22,7 @@ LONG_MODEL = "claude-opus-4-7"
 
 
 def principal_from_session(request: HttpRequest) -> Principal | None:
-    """``CLAUDE_RBAC["PRINCIPAL_RESOLVER"]``: the session holds the username; the role comes from the server."""
+    """``CLAUDE_RBAC["PRINCIPAL_LOADER"]``: the session holds the username; the role comes from the server."""
     username = request.session.get("username")
     role = role_of(username)
     return Principal(id=username, role=role) if role is not None else None

@@ -5,7 +5,7 @@ Every example app exposes the same API (``POST /login``, ``GET /api/me``, ``POST
 examples serve it themselves; for the framework-free WSGI and ASGI middlewares and for Starlette, a
 "mirror" app below serves the same API the way an app author would, through the integration's public
 API only. Tests that need what an example cannot take (a principal loader of their own) use the
-mirror of that framework too; Django's "mirror" is its example with another ``PRINCIPAL_RESOLVER``.
+mirror of that framework too; Django's "mirror" is its example with another ``PRINCIPAL_LOADER``.
 
 :func:`serve` yields a :class:`Target`: an ``httpx.Client`` on the app (WSGI through
 ``httpx.WSGITransport``, ASGI through Starlette's ``TestClient``, which runs the lifespan), plus what the
@@ -429,8 +429,8 @@ def django_settings(
         "POLICY": str(DEFAULT_POLICY),
         "STORAGE": storage,
         "KEY_PREFIX": key_prefix,
-        "PRINCIPAL_RESOLVER": resolver,
-        "PRINCIPAL_RESOLVER_TIMEOUT": resolver_timeout,
+        "PRINCIPAL_LOADER": resolver,
+        "PRINCIPAL_LOADER_TIMEOUT": resolver_timeout,
         "API_KEY": api_key,
         "BASE_URL": fake.url,
         "OPTIONS": dict(options or {}),

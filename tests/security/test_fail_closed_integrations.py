@@ -6,7 +6,7 @@ is covered by test_fail_closed.py; the key source and the policy reload live in 
 
 Bounds: a raising loader or revocation source answers at once; a hanging or stopped Redis answers within
 the storage's socket timeout (0.25 s). A *hanging* async principal loader is cancelled after the
-middleware's ``loader_timeout`` (Django: ``PRINCIPAL_RESOLVER_TIMEOUT``; 5 s by default, 0.1 s here) and
+middleware's ``loader_timeout`` (Django: ``PRINCIPAL_LOADER_TIMEOUT``; 5 s by default, 0.1 s here) and
 the request counts as signed out. A sync loader cannot be interrupted in its own thread: keep those to
 lookups with timeouts of their own.
 """

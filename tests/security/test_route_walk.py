@@ -42,7 +42,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Host, Mount, Route
 
 from claude_rbac import RBAC, Policy, Principal
-from claude_rbac.integrations import Guard
+from claude_rbac.integrations import GUARD_ATTRIBUTE, Guard
 from claude_rbac.integrations import fastapi as fastapi_rbac
 from claude_rbac.integrations import flask as flask_rbac
 from claude_rbac.integrations import starlette as starlette_rbac
@@ -172,7 +172,7 @@ def _own_method(view_class: type, name: str) -> Callable[..., Any] | None:
 
 
 def _flask_marker(view: object) -> list[Guard]:
-    guard = getattr(view, flask_rbac._GUARD_ATTR, None)  # the marker requires_role sets (flask has no public name)
+    guard = getattr(view, GUARD_ATTRIBUTE, None)  # the marker requires_role sets, the same in every integration
     return [guard] if isinstance(guard, Guard) else []
 
 
@@ -274,8 +274,8 @@ def walk_django(patterns: Iterable[Any], prefix: str = "/") -> list[WalkedRoute]
             )
             continue
         class_guards = _django_marker(callback) + _django_marker(getattr(view_class, "dispatch", None))
-        if issubclass(view_class, RoleRequiredMixin) and view_class._claude_rbac_guard is not None:
-            class_guards.append(view_class._claude_rbac_guard)
+        if issubclass(view_class, RoleRequiredMixin) and view_class.__claude_rbac_guard__ is not None:
+            class_guards.append(view_class.__claude_rbac_guard__)
         dispatch = _own_method(view_class, "dispatch")  # an app's own dispatch runs for every method
         for method in view_class.http_method_names:
             handler = _own_method(view_class, method)

@@ -4,6 +4,24 @@ The kernel's names are importable from here for code that writes its own adapter
 declaration (:class:`Guard`), the fail-closed principal loaders and the Anthropic-shaped error response.
 """
 
-from ._kernel import AsyncPrincipalLoader, Guard, PrincipalLoader, aload_principal, error_response, load_principal
+from ._kernel import (
+    GUARD_ATTRIBUTE,
+    Admission,
+    AsyncPrincipalLoader,
+    Guard,
+    PrincipalLoader,
+    aload_principal,
+    error_response,
+    load_principal,
+)
 
-__all__ = ["AsyncPrincipalLoader", "Guard", "PrincipalLoader", "aload_principal", "error_response", "load_principal"]
+__all__ = [
+    "GUARD_ATTRIBUTE",
+    "Admission",
+    "AsyncPrincipalLoader",
+    "Guard",
+    "PrincipalLoader",
+    "aload_principal",
+    "error_response",
+    "load_principal",
+]

@@ -1,6 +1,10 @@
-"""What every framework adapter shares: loading the principal safely, the route guard, the error response.
+"""What every framework adapter shares: the route guard, the admission it leaves, loading the principal
+safely, and the one Anthropic-shaped error response. None of it knows a web framework.
 
-Adapters stay thin by calling these; none of it knows a web framework.
+The vocabulary is the same in all six adapters: a ``principal_loader`` says who is signed in,
+``requires_role(role, *, models=, max_tokens=, rpm=, name=)`` declares a :class:`Guard`, a guard that lets
+a request in leaves an :class:`Admission` where the framework keeps per-request state, and
+``get_claude`` / ``get_principal`` read it back.
 """
 
 from __future__ import annotations
@@ -11,20 +15,28 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
-from ..errors import NotAuthenticated, RBACError
-from ..policy import Decision, Principal, Scope, as_patterns
+import anthropic
+
+from ..errors import NotAuthenticated, RBACError, message_for
+from ..policy import Principal, Scope
 from ..rbac import RBAC
 
 __all__ = [
+    "GUARD_ATTRIBUTE",
+    "NOT_ADMITTED",
+    "RATE_LIMIT_STYLES",
+    "Admission",
     "AsyncPrincipalLoader",
     "Guard",
     "PrincipalLoader",
+    "RateLimitStyle",
     "aload_principal",
     "arate_limit_headers",
+    "check_rate_limit_style",
     "error_response",
     "load_principal",
     "rate_limit_headers",
@@ -35,12 +47,101 @@ log = logging.getLogger("claude_rbac")
 PrincipalLoader: TypeAlias = Callable[..., "Principal | None"]
 """Returns the signed-in user from the app's own trusted identity (session, login user), or ``None``."""
 AsyncPrincipalLoader: TypeAlias = Callable[..., "Awaitable[Principal | None] | Principal | None"]
+RateLimitStyle = Literal["ietf", "x"]
+RATE_LIMIT_STYLES: Final = ("ietf", "x")
+
+GUARD_ATTRIBUTE: Final = "__claude_rbac_guard__"
+"""Set on every guarded view, endpoint and dependency, so startup checks can find each guard's role."""
+
+
+# -- the guard and its admission ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """One ``requires_role(...)`` declaration: the role a route needs and the scope it narrows that role to.
+
+    The scope is built and validated once, here, when the route is declared.
+    """
+
+    role: str
+    scope: Scope
+
+    @classmethod
+    def declare(
+        cls,
+        role: str,
+        *,
+        models: Iterable[str] | str | None = None,
+        max_tokens: int | None = None,
+        rpm: int | None = None,
+        name: str | None = None,
+    ) -> Guard:
+        """A guard; ``TypeError`` for a missing role, ``PolicyError`` for a bad narrowing (at decoration time)."""
+        if not isinstance(role, str) or not role:
+            raise TypeError(f"requires_role() needs a role name, got {role!r}")
+        return cls(role, Scope.build(models=models, max_tokens=max_tokens, rpm=rpm, name=name))
+
+    def validate(self, rbac: RBAC) -> None:
+        """Raise :class:`~claude_rbac.errors.PolicyError` when the policy has no such role."""
+        rbac.validate_role(self.role)
+
+    def admit(
+        self, rbac: RBAC, principal: Principal | None, route: str | None, previous: Admission | None = None
+    ) -> Admission:
+        """Record the decision and raise on a denial (unless the role is in shadow mode); the admission.
+
+        A request an earlier guard admitted (a router's, a blueprint's) is narrowed by this one too: scopes
+        intersect, so a later guard can narrow a request further but never widen it.
+        """
+        rbac.require(principal, self.role, route=route)
+        if previous is not None and previous.rbac is rbac and previous.principal == principal:
+            return Admission(rbac, principal, previous.scope.intersect(self.scope), route, (*previous.guards, self))
+        return Admission(rbac, principal, self.scope, route, (self,))
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A request the route guards let in: for whom, narrowed to what, on which route.
+
+    Every adapter stores one per request where its framework keeps request state (the WSGI environ,
+    ``scope["state"]``, the Django request) and builds the governed client from it.
+    """
+
+    rbac: RBAC
+    principal: Principal | None
+    scope: Scope
+    """The intersection of the scopes of every guard that let the request in."""
+    route: str | None
+    guards: tuple[Guard, ...] = ()
+    """The guards that let the request in, outermost first."""
+
+    def client(self) -> anthropic.Anthropic:
+        return self.rbac.client(self.principal, scope=self.scope, route=self.route)
+
+    def async_client(self) -> anthropic.AsyncAnthropic:
+        return self.rbac.async_client(self.principal, scope=self.scope, route=self.route)
+
+    def rate_limit_headers(self, style: RateLimitStyle) -> list[tuple[str, str]]:
+        return rate_limit_headers(self.rbac, self.principal, self.scope, style)
+
+    async def arate_limit_headers(self, style: RateLimitStyle) -> list[tuple[str, str]]:
+        return await arate_limit_headers(self.rbac, self.principal, self.scope, style)
+
+
+NOT_ADMITTED: Final = (
+    "No claude_rbac guard admitted this request: guard the route with requires_role(...) "
+    "before asking for its Claude client (get_claude(), current_claude(), request.claude)."
+)
+
+
+# -- the principal ------------------------------------------------------------------------------------
 
 
 def _loader_failed(loader: object) -> NotAuthenticated:
     name = getattr(loader, "__qualname__", type(loader).__name__)
     log.error("claude_rbac: principal loader %s raised; denying the request", name, exc_info=True)
-    return NotAuthenticated("Could not establish who is signed in.")
+    return NotAuthenticated(message_for("unauthenticated", "loader"))
 
 
 def _checked(value: object, loader: object) -> Principal | None:
@@ -52,7 +153,7 @@ def _checked(value: object, loader: object) -> Principal | None:
         name,
         type(value).__name__,
     )
-    raise NotAuthenticated("Could not establish who is signed in.")
+    raise NotAuthenticated(message_for("unauthenticated", "loader"))
 
 
 def load_principal(loader: PrincipalLoader, *args: Any) -> Principal | None:
@@ -77,64 +178,32 @@ async def aload_principal(loader: AsyncPrincipalLoader, *args: Any, timeout: flo
     except asyncio.TimeoutError:
         name = getattr(loader, "__qualname__", type(loader).__name__)
         log.error("claude_rbac: principal loader %s took longer than %s s; denying the request", name, timeout)
-        raise NotAuthenticated("Could not establish who is signed in.") from None
+        raise NotAuthenticated(message_for("unauthenticated", "loader")) from None
     except Exception:
         raise _loader_failed(loader) from None
     return _checked(value, loader)
 
 
-@dataclass(frozen=True, slots=True)
-class Guard:
-    """One ``requires_role(...)`` declaration: the role a route needs and how it narrows that role."""
-
-    role: str
-    models: tuple[str, ...] | None = None
-    max_tokens: int | None = None
-    rpm: int | None = None
-    name: str | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.role, str) or not self.role:
-            raise TypeError(f"requires_role() needs a role name, got {self.role!r}")
-        Scope.build(models=self.models, max_tokens=self.max_tokens, rpm=self.rpm)  # validate at decoration
-
-    @classmethod
-    def declare(
-        cls,
-        role: str,
-        *,
-        models: Any = None,
-        max_tokens: int | None = None,
-        rpm: int | None = None,
-        name: str | None = None,
-    ) -> Guard:
-        return cls(role, as_patterns(models), max_tokens, rpm, name)
-
-    def scope(self, rbac: RBAC) -> Scope:
-        return rbac.scope(models=self.models, max_tokens=self.max_tokens, rpm=self.rpm, name=self.name)
-
-    def validate(self, rbac: RBAC) -> None:
-        """Raise :class:`~claude_rbac.errors.PolicyError` when the policy has no such role."""
-        rbac.validate_role(self.role)
-
-    def check(self, rbac: RBAC, principal: Principal | None, route: str | None = None) -> Decision:
-        """Record the decision and raise on a denial (unless the role is in shadow mode)."""
-        return rbac.require(principal, self.role, route=route)
+# -- responses ----------------------------------------------------------------------------------------
 
 
 def error_response(error: RBACError) -> tuple[int, list[tuple[str, str]], bytes]:
-    """Status, headers and the Anthropic-shaped JSON body for an error."""
+    """Status, headers and the Anthropic-shaped JSON body for an error: the one renderer every adapter uses."""
     body = json.dumps(error.to_dict()).encode("utf-8")
     headers = [("content-type", "application/json"), ("content-length", str(len(body)))]
     headers.extend(error.headers.items())
     return error.status_code, headers, body
 
 
-RATE_LIMIT_HEADER_STYLES = ("ietf", "x")
+def check_rate_limit_style(value: object, setting: str) -> RateLimitStyle | None:
+    """``None``, ``"ietf"`` or ``"x"``; ``ValueError`` naming ``setting`` otherwise (at startup)."""
+    if value is None or value in RATE_LIMIT_STYLES:
+        return value
+    raise ValueError(f"{setting} must be 'ietf', 'x' or None, got {value!r}")
 
 
 def rate_limit_headers(
-    rbac: RBAC, principal: Principal | None, scope: Scope | None = None, style: str = "ietf"
+    rbac: RBAC, principal: Principal | None, scope: Scope | None = None, style: RateLimitStyle = "ietf"
 ) -> list[tuple[str, str]]:
     """``RateLimit-Limit/Remaining/Reset`` (IETF draft) or ``X-RateLimit-*`` for the tightest request bucket.
 
@@ -148,7 +217,7 @@ def rate_limit_headers(
 
 
 async def arate_limit_headers(
-    rbac: RBAC, principal: Principal | None, scope: Scope | None = None, style: str = "ietf"
+    rbac: RBAC, principal: Principal | None, scope: Scope | None = None, style: RateLimitStyle = "ietf"
 ) -> list[tuple[str, str]]:
     """:func:`rate_limit_headers` for async code: the storage is read through ``limits.aio``."""
     try:

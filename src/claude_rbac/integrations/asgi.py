@@ -26,6 +26,7 @@ __all__ = [
     "PRINCIPAL_STATE",
     "RBAC_STATE",
     "RBACMiddleware",
+    "get_principal",
     "principal_of",
     "rbac_of",
     "websocket_close_code",
@@ -55,8 +56,13 @@ def rbac_of(scope: Scope) -> RBAC | None:
 
 
 def principal_of(scope: Scope) -> Principal | None:
+    """The principal the middleware loaded for this connection (``None`` when signed out)."""
     state = scope.get("state")
     return state.get(PRINCIPAL_STATE) if state is not None else None
+
+
+get_principal = principal_of
+"""The name the other integrations use for :func:`principal_of`."""
 
 
 def websocket_close_code(error: RBACError) -> int:

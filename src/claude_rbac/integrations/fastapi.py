@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, Final
 
@@ -31,15 +32,25 @@ from ..policy import Principal
 from ..rbac import RBAC
 from . import asgi
 from . import starlette as starlette_adapter
-from ._kernel import Guard
-from .starlette import EventStreamResponse, get_principal, rbac_exception_handler, route_of, walk_routes
+from ._kernel import GUARD_ATTRIBUTE, Admission, Guard
+from .starlette import (
+    ADMISSION_STATE,
+    EventStreamResponse,
+    get_claude,
+    get_principal,
+    rbac_exception_handler,
+    walk_routes,
+)
+from .starlette import route_of as starlette_route_of
 
 __all__ = [
     "ERROR_RESPONSES",
     "EventStreamResponse",
     "RBACMiddleware",
     "document_errors",
+    "get_claude",
     "get_principal",
+    "route_of",
     "rbac_exception_handler",
     "requires_role",
 ]
@@ -105,32 +116,41 @@ def requires_role(
     max_tokens: int | None = None,
     rpm: int | None = None,
     name: str | None = None,
-    principal_dependency: Callable[..., Any] | None = None,
+    principal_loader: Callable[..., Any] | None = None,
     rbac: RBAC | None = None,
+    principal_dependency: Callable[..., Any] | None = None,
 ) -> Callable[..., Awaitable[AsyncAnthropic]]:
     """A dependency admitting principals with ``role`` (or one that inherits it); its value is the governed client.
 
-    The principal comes from ``principal_dependency`` (a FastAPI dependency of the app's own that returns a
+    The principal comes from ``principal_loader`` (a FastAPI dependency of the app's own that returns a
     ``Principal`` or ``None``) when given, else from ``RBACMiddleware``. The ``RBAC`` is ``rbac`` when given
     (the role is then checked against its policy right here), else the middleware's.
-    A denial raises ``NotAuthenticated`` (401) or ``AccessDenied`` (403).
+    A denial raises ``NotAuthenticated`` (401) or ``AccessDenied`` (403). ``principal_dependency`` is the
+    old spelling of ``principal_loader`` (deprecated).
     """
+    if principal_dependency is not None:
+        warnings.warn(
+            "requires_role(principal_dependency=...) is deprecated: use principal_loader=...",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        principal_loader = principal_loader or principal_dependency
     guard = Guard.declare(role, models=models, max_tokens=max_tokens, rpm=rpm, name=name)
     if rbac is not None:
         guard.validate(rbac)
 
-    if principal_dependency is None:
+    if principal_loader is None:
 
         async def from_middleware(connection: HTTPConnection) -> AsyncAnthropic:
             return _admit(connection, guard, rbac, asgi.principal_of(connection.scope))
 
         dependency = from_middleware
     else:
-        source = getattr(principal_dependency, "__qualname__", type(principal_dependency).__name__)
+        source = getattr(principal_loader, "__qualname__", type(principal_loader).__name__)
 
         async def from_dependency(
             connection: HTTPConnection,
-            principal: Any = Depends(principal_dependency),  # noqa: B008 (FastAPI's own idiom)
+            principal: Any = Depends(principal_loader),  # noqa: B008 (FastAPI's own idiom)
         ) -> AsyncAnthropic:
             if principal is not None and not isinstance(principal, Principal):
                 log.error("claude_rbac: %s returned %s, not a Principal or None; denying", source, type(principal))
@@ -139,7 +159,7 @@ def requires_role(
 
         dependency = from_dependency
     dependency.__qualname__ = dependency.__name__ = f"requires_role({role!r})"
-    setattr(dependency, starlette_adapter.GUARD_ATTRIBUTE, guard)
+    setattr(dependency, GUARD_ATTRIBUTE, guard)
     return dependency
 
 
@@ -147,21 +167,22 @@ def _admit(connection: HTTPConnection, guard: Guard, rbac: RBAC | None, principa
     scope = connection.scope
     rbac = rbac or asgi.rbac_of(scope)
     if rbac is None:
-        raise RuntimeError("requires_role() needs RBACMiddleware on the app, or rbac= and principal_dependency=")
+        raise RuntimeError("requires_role() needs RBACMiddleware on the app, or rbac= and principal_loader=")
     guard.validate(rbac)
-    route = _route_of(scope)
+    state = scope.setdefault("state", {})
+    previous = state.get(ADMISSION_STATE)
+    previous = previous if isinstance(previous, Admission) else None
+    route = route_of(scope)
     server_span = _server_span(scope)
     if server_span is None:
-        guard.check(rbac, principal, route)
+        admission = guard.admit(rbac, principal, route, previous)
     else:
         # FastAPI's own telemetry makes an INTERNAL "fastapi.dependencies" span current here; the decision's
         # enduser.id / user.roles belong on the request's SERVER span, where dashboards look for them.
         with trace.use_span(server_span, record_exception=False, set_status_on_exception=False):
-            guard.check(rbac, principal, route)
-    state = scope.get("state")
-    if state is not None:  # as Starlette's guard does: get_claude() and the RateLimit-* headers find it
-        state[starlette_adapter.GUARD_STATE] = (guard, True, route)
-    return rbac.async_client(principal, scope=guard.scope(rbac), route=route)
+            admission = guard.admit(rbac, principal, route, previous)
+    state[ADMISSION_STATE] = admission  # every guard of the request narrows it; get_claude() reads it
+    return admission.async_client()
 
 
 def _server_span(scope: Scope) -> trace.Span | None:
@@ -169,14 +190,15 @@ def _server_span(scope: Scope) -> trace.Span | None:
     return span if isinstance(span, trace.Span) and span.is_recording() else None
 
 
-def _route_of(scope: Scope) -> str | None:
+def route_of(scope: Scope) -> str | None:
+    """The route template for the audit trail (``/team/items/{id}``, with an included router's prefix)."""
     # FastAPI 0.160+ keeps an included router's routes unflattened: scope["route"] is the route as
     # declared ("/report"), and the path with the router's prefix ("/team/report") is on its effective context.
     context = (scope.get("fastapi") or {}).get("effective_route_context")
     path = getattr(context, "path_format", None)
     if isinstance(path, str) and path:
         return str(scope.get("root_path", "")) + path
-    return route_of(scope)
+    return starlette_route_of(scope)
 
 
 class RBACMiddleware(starlette_adapter.RBACMiddleware):
@@ -211,7 +233,7 @@ def _route_contexts(routes: Iterable[Any]) -> Iterator[Any]:
 
 
 def _dependency_guards(dependant: Any) -> Iterator[Guard]:
-    guard = getattr(dependant.call, starlette_adapter.GUARD_ATTRIBUTE, None)
+    guard = getattr(dependant.call, GUARD_ATTRIBUTE, None)
     if isinstance(guard, Guard):
         yield guard
     for child in dependant.dependencies:

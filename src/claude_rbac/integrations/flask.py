@@ -30,27 +30,53 @@ from werkzeug.utils import import_string
 from ..errors import PolicyError, RBACError
 from ..policy import Policy, Principal
 from ..rbac import RBAC
-from ._kernel import Guard, PrincipalLoader, error_response, rate_limit_headers
-from .wsgi import ADMISSION_KEY, PRINCIPAL_KEY, Admission, PathRules, admit, get_claude, load_principal_or_none
+from ._kernel import (
+    GUARD_ATTRIBUTE,
+    Admission,
+    Guard,
+    PrincipalLoader,
+    RateLimitStyle,
+    check_rate_limit_style,
+    error_response,
+)
+from .wsgi import ADMISSION_KEY, PRINCIPAL_KEY, PathRules, admit, get_admission, load_principal_or_none
 
 if TYPE_CHECKING:
     import anthropic
     from flask.typing import ResponseReturnValue
 
 __all__ = [
+    "CONFIG_KEYS",
     "ClaudeRBAC",
     "DefaultPrincipalLoader",
     "RBACTestClient",
     "current_claude",
     "current_principal",
     "current_rbac",
+    "get_claude",
+    "get_principal",
     "json_error",
     "requires_role",
 ]
 
 EXTENSION_KEY: Final = "claude_rbac"
 _STATE_KEY: Final = "claude_rbac.state"
-_GUARD_ATTR: Final = "__claude_rbac_guard__"
+CONFIG_KEYS: Final = (
+    "CLAUDE_RBAC_POLICY",
+    "CLAUDE_RBAC_STORAGE",
+    "CLAUDE_RBAC_KEY_PREFIX",
+    "CLAUDE_RBAC_API_KEY",
+    "CLAUDE_RBAC_API_KEY_ENV",
+    "CLAUDE_RBAC_BASE_URL",
+    "CLAUDE_RBAC_MODE",
+    "CLAUDE_RBAC_ROLE_ATTRIBUTE",
+    "CLAUDE_RBAC_SESSION_USER_KEY",
+    "CLAUDE_RBAC_SESSION_ROLE_KEY",
+    "CLAUDE_RBAC_ON_DENIED",
+    "CLAUDE_RBAC_RULES",
+    "CLAUDE_RBAC_RATE_LIMIT_HEADERS",
+)
+"""Every ``CLAUDE_RBAC_*`` config key the extension reads; any other is an error at ``init_app``."""
 
 OnDenied = Callable[[RBACError], "ResponseReturnValue"]
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
@@ -90,7 +116,7 @@ class _AppState:
     principal_loader: PrincipalLoader
     on_denied: OnDenied | Literal["json", "abort"]
     rules: PathRules
-    rate_limit_headers: str | None
+    rate_limit_headers: RateLimitStyle | None
 
 
 class ClaudeRBAC:
@@ -118,7 +144,7 @@ class ClaudeRBAC:
         principal_loader: PrincipalLoader | None = None,
         on_denied: OnDenied | Literal["json", "abort"] | None = None,
         rules: Mapping[str, str] | None = None,
-        rate_limit_headers: Literal["ietf", "x"] | None = None,
+        rate_limit_headers: RateLimitStyle | None = None,
     ) -> None:
         self._rbac = rbac
         self._principal_loader = principal_loader
@@ -138,8 +164,12 @@ class ClaudeRBAC:
         return self._rbac
 
     def init_app(self, app: Flask) -> None:
-        """Configure ``app``; raises :class:`~claude_rbac.PolicyError` for a guard or rule naming an unknown role."""
+        """Configure ``app``; raises :class:`~claude_rbac.PolicyError` for a guard or rule naming an unknown role,
+        and ``ValueError`` for a ``CLAUDE_RBAC_*`` key it does not know (a typo must not be ignored)."""
         config = app.config
+        unknown = sorted(key for key in config if key.startswith("CLAUDE_RBAC_") and key not in CONFIG_KEYS)
+        if unknown:
+            raise ValueError(f"unknown config key(s) {', '.join(unknown)}; known: {', '.join(CONFIG_KEYS)}")
         rbac = self._rbac or _rbac_from_config(config)
         loader = self._principal_loader or DefaultPrincipalLoader(
             role_attribute=config.get("CLAUDE_RBAC_ROLE_ATTRIBUTE", "role"),
@@ -151,10 +181,11 @@ class ClaudeRBAC:
             principal_loader=loader,
             on_denied=_on_denied(self._on_denied or config.get("CLAUDE_RBAC_ON_DENIED", "json")),
             rules=PathRules(self._rules if self._rules is not None else config.get("CLAUDE_RBAC_RULES")),
-            rate_limit_headers=self._rate_limit_headers or config.get("CLAUDE_RBAC_RATE_LIMIT_HEADERS"),
+            rate_limit_headers=check_rate_limit_style(
+                self._rate_limit_headers or config.get("CLAUDE_RBAC_RATE_LIMIT_HEADERS"),
+                "CLAUDE_RBAC_RATE_LIMIT_HEADERS",
+            ),
         )
-        if state.rate_limit_headers not in (None, "ietf", "x"):
-            raise ValueError(f"CLAUDE_RBAC_RATE_LIMIT_HEADERS must be 'ietf' or 'x', got {state.rate_limit_headers!r}")
         state.rules.validate(rbac)
         _validate_views(app, rbac)
         first_time = _STATE_KEY not in app.extensions
@@ -208,13 +239,13 @@ def _state() -> _AppState:
 
 
 def _guards_of(view: Callable[..., Any]) -> list[Guard]:
-    guards = [getattr(view, _GUARD_ATTR)] if hasattr(view, _GUARD_ATTR) else []
+    guards = [getattr(view, GUARD_ATTRIBUTE)] if hasattr(view, GUARD_ATTRIBUTE) else []
     view_class = getattr(view, "view_class", None)
     if view_class is not None:  # method-level guards of a MethodView
         for method in getattr(view_class, "methods", None) or ():
             handler = getattr(view_class, method.lower(), None)
-            if handler is not None and hasattr(handler, _GUARD_ATTR):
-                guards.append(getattr(handler, _GUARD_ATTR))
+            if handler is not None and hasattr(handler, GUARD_ATTRIBUTE):
+                guards.append(getattr(handler, GUARD_ATTRIBUTE))
     return guards
 
 
@@ -255,8 +286,7 @@ def _add_rate_limit_headers(response: Response) -> Response:
     admission = request.environ.get(ADMISSION_KEY)
     style = _state().rate_limit_headers
     if isinstance(admission, Admission) and style:
-        scope = admission.guard.scope(admission.rbac)
-        for name, value in rate_limit_headers(admission.rbac, admission.principal, scope, style):
+        for name, value in admission.rate_limit_headers(style):
             response.headers.setdefault(name, value)
     return response
 
@@ -292,15 +322,16 @@ def requires_role(
     models: str | list[str] | tuple[str, ...] | None = None,
     max_tokens: int | None = None,
     rpm: int | None = None,
+    name: str | None = None,
 ) -> Callable[[ViewT], ViewT]:
     """Guard a view: 401 when nobody is signed in, 403 below ``role`` (``"user"`` admits power and admin).
 
     ``models``, ``max_tokens`` and ``rpm`` narrow what :func:`current_claude` allows on this route; they
-    never widen the role. Works on sync and async views, blueprint routes, ``View``/``MethodView``
-    classes (decorate the class, or list it in ``decorators``) and their methods; the innermost guard's
-    scope is the one the client gets.
+    never widen the role; ``name`` labels the route's own RPM bucket. Works on sync and async views,
+    blueprint routes, ``View``/``MethodView`` classes (decorate the class, or list it in ``decorators``)
+    and their methods; several guards on one request (a class's and a method's) intersect.
     """
-    guard = Guard.declare(role, models=models, max_tokens=max_tokens, rpm=rpm)
+    guard = Guard.declare(role, models=models, max_tokens=max_tokens, rpm=rpm, name=name)
 
     def decorator(view: ViewT) -> ViewT:
         if isinstance(view, type):
@@ -308,7 +339,7 @@ def requires_role(
                 raise TypeError(f"requires_role() decorates views and View classes, not {view.__name__}")
             view.decorators = [*view.decorators, decorator]
             return cast(ViewT, view)
-        if hasattr(view, _GUARD_ATTR):
+        if hasattr(view, GUARD_ATTRIBUTE):
             raise TypeError(f"{view.__qualname__} already has a requires_role(); give it one, with the role it needs")
         is_async = inspect.iscoroutinefunction(view)
 
@@ -322,7 +353,7 @@ def requires_role(
                 return current_app.ensure_sync(view)(*args, **kwargs)
             return view(*args, **kwargs)
 
-        setattr(guarded, _GUARD_ATTR, guard)
+        setattr(guarded, GUARD_ATTRIBUTE, guard)
         return cast(ViewT, guarded)
 
     return decorator
@@ -332,14 +363,19 @@ def current_claude() -> anthropic.Anthropic:
     """The governed client for this request and this route's scope, built on first use.
 
     Raises ``RuntimeError`` outside a guarded route, so no route reaches Claude unguarded. In an async
-    view use it too: Flask runs each async view in an event loop of its own.
+    view use it too: Flask runs each async view in an event loop of its own. ``get_claude()`` is the
+    same function under the name the other integrations use.
     """
-    return get_claude(request.environ)
+    return get_admission(request.environ).client()
 
 
 def current_principal() -> Principal | None:
     """The signed-in principal of this request (loaded once), or ``None``; on any route, guarded or not."""
     return _principal(_state(), request.environ)
+
+
+get_claude = current_claude
+get_principal = current_principal
 
 
 def current_rbac() -> RBAC:

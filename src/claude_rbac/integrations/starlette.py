@@ -16,10 +16,11 @@ methods and websocket endpoints, but it finds the request by type, not by parame
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, TypeVar
 
 import anyio
 from starlette.requests import HTTPConnection
@@ -31,11 +32,22 @@ from ..errors import PolicyError, RBACError
 from ..policy import Principal
 from ..rbac import RBAC
 from . import asgi
-from ._kernel import AsyncPrincipalLoader, Guard, arate_limit_headers, error_response
+from ._kernel import (
+    GUARD_ATTRIBUTE,
+    NOT_ADMITTED,
+    Admission,
+    AsyncPrincipalLoader,
+    Guard,
+    RateLimitStyle,
+    check_rate_limit_style,
+    error_response,
+)
 
 __all__ = [
+    "ADMISSION_STATE",
     "EventStreamResponse",
     "RBACMiddleware",
+    "get_admission",
     "get_claude",
     "get_principal",
     "rbac_exception_handler",
@@ -45,10 +57,8 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-GUARD_ATTRIBUTE: Final = "__claude_rbac_guard__"
-"""Set on every guarded endpoint (and FastAPI dependency), so startup can check each role against the policy."""
-GUARD_STATE: Final = "claude_rbac_guard"
-"""``scope["state"]`` key of ``(guard, asynchronous, route)`` for the route that admitted the request."""
+ADMISSION_STATE: Final = "claude_rbac_admission"
+"""``scope["state"]`` key of the :class:`~claude_rbac.integrations.Admission` the request's guards left."""
 
 
 def session_or_user_loader(
@@ -108,27 +118,21 @@ class RBACMiddleware(asgi.RBACMiddleware):
         role_attribute: str = "role",
         session_keys: tuple[str, str] = ("user_id", "role"),
         loader_timeout: float | None = asgi.DEFAULT_LOADER_TIMEOUT,
-        rate_limit_headers: Literal["ietf", "x"] | None = None,
+        rate_limit_headers: RateLimitStyle | None = None,
     ) -> None:
         # The default loader reads the scope itself: no HTTPConnection to build per request.
         self._loader_takes_connection = principal_loader is not None
         loader = principal_loader or _scope_loader(role_attribute, session_keys)
         super().__init__(app, rbac=rbac, principal_loader=loader, loader_timeout=loader_timeout)
-        if rate_limit_headers not in (None, "ietf", "x"):
-            raise ValueError(f"rate_limit_headers must be 'ietf', 'x' or None, got {rate_limit_headers!r}")
-        self.rate_limit_style = rate_limit_headers
+        self.rate_limit_style = check_rate_limit_style(rate_limit_headers, "rate_limit_headers")
         self.adds_headers = rate_limit_headers is not None
 
     async def response_headers(self, scope: asgi.Scope) -> list[tuple[str, str]]:
         """``RateLimit-*`` (or ``X-RateLimit-*``) on a response a guard admitted: one more storage read."""
-        state = scope.get("state") or {}
-        admitted = state.get(GUARD_STATE)
-        if admitted is None or self.rate_limit_style is None:
+        admission = (scope.get("state") or {}).get(ADMISSION_STATE)
+        if not isinstance(admission, Admission) or self.rate_limit_style is None:
             return []
-        guard = admitted[0]
-        return await arate_limit_headers(
-            self.rbac, state.get(asgi.PRINCIPAL_STATE), guard.scope(self.rbac), self.rate_limit_style
-        )
+        return await admission.arate_limit_headers(self.rate_limit_style)
 
     def loader_argument(self, scope: asgi.Scope) -> object:
         return HTTPConnection(scope) if self._loader_takes_connection else scope
@@ -172,22 +176,27 @@ def get_principal(connection: HTTPConnection) -> Principal | None:
     return asgi.principal_of(connection.scope)
 
 
+def get_admission(connection: HTTPConnection) -> Admission:
+    """The admission the request's guards left; ``RuntimeError`` when no guard admitted it."""
+    admission = (connection.scope.get("state") or {}).get(ADMISSION_STATE)
+    if not isinstance(admission, Admission):
+        raise RuntimeError(NOT_ADMITTED)
+    return admission
+
+
 def get_claude(connection: HTTPConnection) -> Any:
     """The governed client for the request a ``requires_role`` endpoint admitted.
 
-    An ``anthropic.AsyncAnthropic`` for an async endpoint, an ``anthropic.Anthropic`` for a sync one
-    (Starlette runs those in a thread). It is derived on first use and cached by the ``RBAC``.
+    An ``anthropic.AsyncAnthropic`` in an async endpoint (where an event loop runs), an
+    ``anthropic.Anthropic`` in a sync one (Starlette runs those in a thread). Derived on first use and
+    cached by the ``RBAC``.
     """
-    state = connection.scope.get("state") or {}
-    admitted = state.get(GUARD_STATE)
-    rbac = state.get(asgi.RBAC_STATE)
-    if admitted is None or rbac is None:
-        raise RuntimeError("get_claude() works in endpoints decorated with @requires_role(...)")
-    guard, asynchronous, route = admitted
-    principal = state.get(asgi.PRINCIPAL_STATE)
-    if asynchronous:
-        return rbac.async_client(principal, scope=guard.scope(rbac), route=route)
-    return rbac.client(principal, scope=guard.scope(rbac), route=route)
+    admission = get_admission(connection)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return admission.client()
+    return admission.async_client()
 
 
 def route_of(scope: Scope) -> str | None:
@@ -199,17 +208,25 @@ def route_of(scope: Scope) -> str | None:
     return scope.get("path")
 
 
-def admit(connection: HTTPConnection, guard: Guard, *, asynchronous: bool) -> None:
-    """The route guard: raise ``NotAuthenticated``/``AccessDenied`` unless the principal has the role."""
-    scope = connection.scope
-    state = scope.get("state")
+def admit(connection: HTTPConnection, guard: Guard) -> Admission:
+    """The route guard: raise ``NotAuthenticated``/``AccessDenied`` unless the principal has the role.
+
+    Several guards on one request (a router's, an endpoint's) each narrow it: their scopes intersect.
+    """
+    state = connection.scope.get("state")
     rbac = state.get(asgi.RBAC_STATE) if state is not None else None
     if state is None or rbac is None:
         raise RuntimeError("requires_role() needs RBACMiddleware on the app")
     guard.validate(rbac)  # a dict lookup: a role missing from the policy fails loudly, never as a quiet 403
-    route = route_of(scope)
-    guard.check(rbac, state.get(asgi.PRINCIPAL_STATE), route)
-    state[GUARD_STATE] = (guard, asynchronous, route)
+    previous = state.get(ADMISSION_STATE)
+    admission = guard.admit(
+        rbac,
+        state.get(asgi.PRINCIPAL_STATE),
+        route_of(connection.scope),
+        previous if isinstance(previous, Admission) else None,
+    )
+    state[ADMISSION_STATE] = admission
+    return admission
 
 
 def _connection_in(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> HTTPConnection:
@@ -267,7 +284,7 @@ def requires_role(
 
             @functools.wraps(func)
             async def async_endpoint(*args: Any, **kwargs: Any) -> Any:
-                admit(_connection_in(args, kwargs), guard, asynchronous=True)
+                admit(_connection_in(args, kwargs), guard)
                 return await func(*args, **kwargs)
 
             wrapper = async_endpoint
@@ -275,7 +292,7 @@ def requires_role(
 
             @functools.wraps(func)
             def sync_endpoint(*args: Any, **kwargs: Any) -> Any:
-                admit(_connection_in(args, kwargs), guard, asynchronous=False)
+                admit(_connection_in(args, kwargs), guard)
                 return func(*args, **kwargs)
 
             wrapper = sync_endpoint

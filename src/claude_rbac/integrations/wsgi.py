@@ -15,12 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final
 
 from ..errors import NotAuthenticated, PolicyError, RBACError
-from ..policy import Decision, Principal
+from ..policy import Principal
 from ..rbac import RBAC
-from ._kernel import Guard, PrincipalLoader, error_response, load_principal
+from ._kernel import NOT_ADMITTED, Admission, Guard, PrincipalLoader, error_response, load_principal
 
 if TYPE_CHECKING:
     import anthropic
@@ -29,10 +29,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ADMISSION_KEY",
     "PRINCIPAL_KEY",
-    "Admission",
     "PathRules",
     "RBACMiddleware",
     "admit",
+    "get_admission",
     "get_claude",
     "get_principal",
     "load_principal_or_none",
@@ -42,19 +42,7 @@ __all__ = [
 PRINCIPAL_KEY: Final = "claude_rbac.principal"
 """The environ key of the request's :class:`~claude_rbac.Principal` (``None`` when nobody is signed in)."""
 ADMISSION_KEY: Final = "claude_rbac.admission"
-"""The environ key of the :class:`Admission` of the last guard the request passed."""
-
-
-class Admission(NamedTuple):
-    """A guard this request passed: everything :func:`get_claude` needs to build the governed client.
-
-    A named tuple, not a frozen dataclass: one is built per guarded request, and it costs half as much.
-    """
-
-    rbac: RBAC
-    guard: Guard
-    principal: Principal | None
-    route: str
+"""The environ key of the :class:`~claude_rbac.integrations.Admission` the request's guards left."""
 
 
 def load_principal_or_none(loader: PrincipalLoader, *args: object) -> Principal | None:
@@ -73,23 +61,28 @@ def get_principal(environ: WSGIEnvironment) -> Principal | None:
     return value if isinstance(value, Principal) else None
 
 
-def admit(environ: WSGIEnvironment, rbac: RBAC, guard: Guard, principal: Principal | None, route: str) -> Decision:
-    """Run ``guard`` (one ``claude_rbac.authorize`` span) and remember the admission; raises on a denial."""
-    decision = guard.check(rbac, principal, route)
-    environ[ADMISSION_KEY] = Admission(rbac, guard, principal, route)
-    return decision
+def admit(environ: WSGIEnvironment, rbac: RBAC, guard: Guard, principal: Principal | None, route: str) -> Admission:
+    """Run ``guard`` (one ``claude_rbac.authorize`` span) and leave its admission; raises on a denial.
+
+    A request several guards admit (a path rule, then a view's) is narrowed by each of them.
+    """
+    previous = environ.get(ADMISSION_KEY)
+    admission = guard.admit(rbac, principal, route, previous if isinstance(previous, Admission) else None)
+    environ[ADMISSION_KEY] = admission
+    return admission
+
+
+def get_admission(environ: WSGIEnvironment) -> Admission:
+    """The admission the request's guards left; ``RuntimeError`` when no guard admitted it."""
+    admission = environ.get(ADMISSION_KEY)
+    if not isinstance(admission, Admission):
+        raise RuntimeError(NOT_ADMITTED)
+    return admission
 
 
 def get_claude(environ: WSGIEnvironment) -> anthropic.Anthropic:
-    """The governed client of this request, scoped by the guard it passed. Raises when no guard admitted it."""
-    admission = environ.get(ADMISSION_KEY)
-    if not isinstance(admission, Admission):
-        raise RuntimeError(
-            "No claude_rbac guard admitted this request: guard the route with requires_role(...) "
-            "(or an RBACMiddleware rule) before asking for its Claude client."
-        )
-    rbac = admission.rbac
-    return rbac.client(admission.principal, scope=admission.guard.scope(rbac), route=admission.route)
+    """The governed client of this request, scoped by the guards it passed. Raises when no guard admitted it."""
+    return get_admission(environ).client()
 
 
 def normalize_path(path: str) -> str:

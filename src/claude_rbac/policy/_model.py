@@ -119,15 +119,33 @@ def _scope_problems(models: tuple[str, ...] | None, max_tokens: object, rpm: obj
     return problems
 
 
+class _AllOf:
+    """Matches a model only when every one of its matchers does: two route scopes, intersected."""
+
+    __slots__ = ("matchers",)
+
+    def __init__(self, matchers: Iterable[ModelMatcher]) -> None:
+        self.matchers = tuple(matchers)
+
+    def __call__(self, model: str) -> bool:
+        return all(matcher(model) for matcher in self.matchers)
+
+
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """What one route narrows a role to. It can only narrow: the role's grants still apply."""
+    """What one route narrows a role to. It can only narrow: the role's grants still apply.
+
+    Several guards on one request (a router's and an endpoint's) intersect: :meth:`intersect` keeps
+    every model set (a model must match each), the lower ``max_tokens`` and the lower ``rpm``.
+    """
 
     name: str = ""
     models: tuple[str, ...] | None = None
     max_tokens: int | None = None
     rpm: int | None = None
-    matcher: ModelMatcher | None = field(default=None, repr=False, compare=False)
+    also: tuple[tuple[str, ...], ...] = ()
+    """Further model sets a model must match too (from intersected scopes)."""
+    matcher: ModelMatcher | _AllOf | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -151,8 +169,34 @@ class Scope:
     def narrows(self) -> bool:
         return self.models is not None or self.max_tokens is not None or self.rpm is not None
 
+    @property
+    def model_sets(self) -> tuple[tuple[str, ...], ...]:
+        return ((self.models,) if self.models is not None else ()) + self.also
+
     def describe_models(self) -> str:
-        return describe_patterns(self.models or ())
+        return " and ".join(describe_patterns(patterns) for patterns in self.model_sets)
+
+    def intersect(self, other: Scope) -> Scope:
+        """The scope both admit: what a request passed by two guards may do."""
+        if not other.narrows or other == self:
+            return self
+        if not self.narrows:
+            return other
+        sets = tuple(dict.fromkeys((*self.model_sets, *other.model_sets)))
+        matchers = [ModelMatcher(patterns) for patterns in sets]
+        matcher: ModelMatcher | _AllOf | None = None
+        if len(matchers) == 1:
+            matcher = matchers[0]
+        elif matchers:
+            matcher = _AllOf(matchers)
+        return Scope(
+            name=f"{self.name}&{other.name}",
+            models=sets[0] if sets else None,
+            max_tokens=min_cap(self.max_tokens, other.max_tokens),
+            rpm=min_cap(self.rpm, other.rpm),
+            also=sets[1:],
+            matcher=matcher,
+        )
 
 
 UNRESTRICTED: Final = Scope()

@@ -27,8 +27,8 @@ async def chat_app(scope: Scope, receive: Receive, send: Send) -> None:
     body = await read_body(receive)
     rbac, principal, route = rbac_of(scope), principal_of(scope), scope["path"]
     assert rbac is not None
-    USER.check(rbac, principal, route)  # a denial raises; RBACMiddleware answers it
-    claude = rbac.async_client(principal, scope=USER.scope(rbac), route=route)
+    admission = USER.admit(rbac, principal, route)  # a denial raises; RBACMiddleware answers it
+    claude = admission.async_client()
     if route == "/chat":
         message = await claude.messages.create(**message_args(body))
         payload = json.dumps(answer(message)).encode()

@@ -65,7 +65,7 @@ def setting(options: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError("the Django app's key source hands out the sentinel key")
     value: dict[str, Any] = {
         "API_KEY": f"{__name__}.api_key",
-        "PRINCIPAL_RESOLVER": f"{__name__}.principal_from_token",
+        "PRINCIPAL_LOADER": f"{__name__}.principal_from_token",
     }
     for name, key in _SETTING_NAMES.items():
         if name in remaining:

@@ -1,4 +1,4 @@
-"""FastAPI: the requires_role dependency in every form, principal_dependency, OpenAPI, websockets.
+"""FastAPI: the requires_role dependency in every form, principal_loader, OpenAPI, websockets.
 
 No ``from __future__ import annotations`` here: FastAPI resolves the local ``Annotated`` aliases at
 decoration time, which string annotations would hide. ``Depends(...)`` defaults are FastAPI's idiom.
@@ -256,7 +256,7 @@ def test_rbac_given_up_front_is_checked_at_declaration(rbac: RBAC) -> None:
         requires_role("superuser", rbac=rbac)
 
 
-# -- principal_dependency: the app's own identity, no middleware --------------------------------------
+# -- principal_loader: the app's own identity, no middleware --------------------------------------
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/token")
 
@@ -271,7 +271,7 @@ async def current_principal(token: Annotated[str, Depends(oauth2)]) -> Principal
 def oauth_app(rbac: RBAC) -> FastAPI:
     app = FastAPI(exception_handlers={RBACError: rbac_exception_handler})
     PowerFromToken = Annotated[
-        AsyncAnthropic, Depends(requires_role("power", rbac=rbac, principal_dependency=current_principal))
+        AsyncAnthropic, Depends(requires_role("power", rbac=rbac, principal_loader=current_principal))
     ]
 
     @app.post("/chat")
@@ -283,7 +283,7 @@ def oauth_app(rbac: RBAC) -> FastAPI:
     return app
 
 
-def test_principal_dependency_without_middleware(rbac: RBAC, fake_claude: FakeClaude, span_exporter: Any) -> None:
+def test_principal_loader_without_middleware(rbac: RBAC, fake_claude: FakeClaude, span_exporter: Any) -> None:
     with serving(oauth_app(rbac), rbac) as client:
         missing = client.post("/chat")
         unknown = client.post("/chat", headers={"authorization": "Bearer nope"})
@@ -304,7 +304,7 @@ def test_principal_dependency_without_middleware(rbac: RBAC, fake_claude: FakeCl
     assert responses["401"]["content"]["application/json"]["schema"]["title"] == "AnthropicError"
 
 
-def test_principal_dependency_returning_nonsense_denies(
+def test_principal_loader_returning_nonsense_denies(
     rbac: RBAC, fake_claude: FakeClaude, caplog: pytest.LogCaptureFixture
 ) -> None:
     def confused() -> dict[str, str]:
@@ -314,7 +314,7 @@ def test_principal_dependency_returning_nonsense_denies(
 
     @app.post("/chat")
     async def chat(
-        claude: AsyncAnthropic = Depends(requires_role("user", rbac=rbac, principal_dependency=confused)),
+        claude: AsyncAnthropic = Depends(requires_role("user", rbac=rbac, principal_loader=confused)),
     ) -> Any:
         return await ask(claude)
 
@@ -325,14 +325,14 @@ def test_principal_dependency_returning_nonsense_denies(
     assert fake_claude.requests == []
 
 
-def test_principal_dependency_wins_over_the_middleware(rbac: RBAC) -> None:
+def test_principal_loader_wins_over_the_middleware(rbac: RBAC) -> None:
     async def always_uma() -> Principal:
         return Principal("uma", "user")
 
     app = build_app(rbac)
 
     @app.get("/who")
-    async def who(claude: AsyncAnthropic = Depends(requires_role("user", principal_dependency=always_uma))) -> Any:
+    async def who(claude: AsyncAnthropic = Depends(requires_role("user", principal_loader=always_uma))) -> Any:
         return {"ok": True}
 
     with serving(app, rbac) as client:

@@ -111,7 +111,7 @@ def test_sync_views_keep_working_under_the_async_client(client: Any, make_user: 
 def test_custom_sync_resolver_runs_in_async_requests(
     claude_settings: Any, make_user: Any, fake_claude: FakeClaude
 ) -> None:
-    claude_settings(PRINCIPAL_RESOLVER=f"{__name__}.resolver_from_session")
+    claude_settings(PRINCIPAL_LOADER=f"{__name__}.resolver_from_session")
     user = make_user()
 
     async def scenario() -> Any:

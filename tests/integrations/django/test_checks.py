@@ -45,8 +45,8 @@ def test_a_sound_project_passes_manage_py_check(claude_settings: Any, capsys: py
         ({"ROLES_FROM_GROUPS": "yes"}, "['ROLES_FROM_GROUPS'] must be True or False, got str"),
         ({"SUPERUSER_ROLE": 1}, "['SUPERUSER_ROLE'] must be a role name, got int"),
         ({"STORAGE": "localhost:6379"}, "['STORAGE'] must be a limits storage URI"),
-        ({"PRINCIPAL_RESOLVER": "myproject.nowhere.resolve"}, "['PRINCIPAL_RESOLVER'] cannot be imported"),
-        ({"PRINCIPAL_RESOLVER": 42}, "['PRINCIPAL_RESOLVER'] must be a dotted path to a function"),
+        ({"PRINCIPAL_LOADER": "myproject.nowhere.resolve"}, "['PRINCIPAL_LOADER'] cannot be imported"),
+        ({"PRINCIPAL_LOADER": 42}, "['PRINCIPAL_LOADER'] must be a dotted path to a function"),
         ({"API_KEY": "sk-ant-api03-abcdefghijklmnop"}, "looks like an API key"),
         ({"API_KEY": {"env": "A-B"}}, "'A-B' is not an environment variable name"),
         ({"API_KEY": {"vault": "x"}}, '{"env": "NAME"} or {"file": "path"}'),
@@ -127,7 +127,7 @@ def test_e006_middleware_missing(claude_settings: Any) -> None:
 def test_e007_authentication_missing_with_the_default_resolver(claude_settings: Any) -> None:
     with override_settings(MIDDLEWARE=[SESSION_MIDDLEWARE, OUR_MIDDLEWARE]):
         assert "reads request.user" in the_one("claude_rbac.E007").msg
-        claude_settings(PRINCIPAL_RESOLVER="tests.integrations.django.test_function_views.async_session_resolver")
+        claude_settings(PRINCIPAL_LOADER="tests.integrations.django.test_function_views.async_session_resolver")
         assert ids() == []  # a resolver of your own may not need AuthenticationMiddleware
 
 

@@ -222,7 +222,7 @@ async def async_session_resolver(request: Any) -> Any:
 def test_a_failing_resolver_denies(
     claude_settings: Any, make_user: Any, fake_claude: FakeClaude, caplog: pytest.LogCaptureFixture, resolver: str
 ) -> None:
-    claude_settings(PRINCIPAL_RESOLVER=f"{__name__}.{resolver}")
+    claude_settings(PRINCIPAL_LOADER=f"{__name__}.{resolver}")
     client = login(make_user(role="admin"))
     with caplog.at_level(logging.ERROR, logger="claude_rbac"):
         response = post(client, "/api/chat", prompt="hi")
@@ -235,7 +235,7 @@ def test_a_failing_resolver_denies(
 def test_an_async_resolver_works_in_sync_requests(
     claude_settings: Any, make_user: Any, fake_claude: FakeClaude
 ) -> None:
-    claude_settings(PRINCIPAL_RESOLVER=f"{__name__}.async_session_resolver")
+    claude_settings(PRINCIPAL_LOADER=f"{__name__}.async_session_resolver")
     user = make_user()
     response = login(user).get("/admin")
     assert response.status_code == 200

@@ -225,7 +225,7 @@ def test_the_environ_keys_hold_what_the_request_passed(rbac: RBAC) -> None:
     client_for(app, "uma").get("/a/b")
     admission = captured[ADMISSION_KEY]
     assert captured[PRINCIPAL_KEY] == admission.principal == Principal("uma", "user")
-    assert (admission.guard.role, admission.route, admission.rbac) == ("user", "/a/*", rbac)
+    assert (admission.guards[-1].role, admission.route, admission.rbac) == ("user", "/a/*", rbac)
 
 
 @pytest.mark.parametrize(

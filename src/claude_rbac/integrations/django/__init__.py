@@ -6,6 +6,7 @@
 See docs/django.md.
 """
 
+from .clients import get_claude, get_principal
 from .guards import RoleRequiredMixin, requires_role
 from .middleware import RBACMiddleware
 from .resolvers import aprincipal_from_user, most_privileged, principal_from_user
@@ -15,6 +16,8 @@ __all__ = [
     "RBACMiddleware",
     "RoleRequiredMixin",
     "aprincipal_from_user",
+    "get_claude",
+    "get_principal",
     "get_rbac",
     "most_privileged",
     "principal_from_user",

@@ -7,9 +7,10 @@ claude_rbac.E003   ``SUPERUSER_ROLE`` names a role the policy does not have
 claude_rbac.E004   a ``requires_role``/``RoleRequiredMixin`` view names a role the policy lacks
 claude_rbac.E005   ``RBACMiddleware`` comes before ``AuthenticationMiddleware``
 claude_rbac.E006   ``RBACMiddleware`` is not in ``MIDDLEWARE``
-claude_rbac.E007   the default resolver reads ``request.user``, but ``AuthenticationMiddleware`` is missing
+claude_rbac.E007   the default principal loader reads ``request.user``, but ``AuthenticationMiddleware`` is missing
 claude_rbac.W001   ``memory://`` storage in a multi-process deployment: every process counts alone
 claude_rbac.W002   no Anthropic API key where the settings say it is
+claude_rbac.W003   a deprecated setting name (``PRINCIPAL_RESOLVER``...): the message names the new one
 =================  ==========================================================================
 """
 
@@ -26,8 +27,9 @@ from django.utils.module_loading import import_string  # type: ignore[import-unt
 
 from ...policy import KeySource
 from ...quota import detect_workers
-from .._kernel import Guard
+from .._kernel import GUARD_ATTRIBUTE, Guard
 from .config import SETTING, describe
+from .guards import RoleRequiredMixin
 from .runtime import config_and_problems, on_reset
 
 __all__ = ["TAG", "register", "validate_at_startup"]
@@ -44,14 +46,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
 # -- middleware -----------------------------------------------------------------------------------
 
 
-def _positions(base: type) -> list[int]:
+MIDDLEWARE_MARKER = "claude_rbac_middleware"
+"""A class attribute ``RBACMiddleware`` (and any subclass) carries, so the checks find it without importing it."""
+
+
+def _positions(matches: Any) -> list[int]:
     found = []
     for index, path in enumerate(settings.MIDDLEWARE):
         try:
             candidate = import_string(path)
         except ImportError:
             continue  # Django reports unimportable middleware itself
-        if isinstance(candidate, type) and issubclass(candidate, base):
+        if isinstance(candidate, type) and matches(candidate):
             found.append(index)
     return found
 
@@ -61,13 +67,11 @@ def _auth_positions() -> list[int]:
         from django.contrib.auth.middleware import AuthenticationMiddleware  # type: ignore[import-untyped]
     except Exception:  # the auth app is not installed: nothing can be an AuthenticationMiddleware
         return []
-    return _positions(AuthenticationMiddleware)
+    return _positions(lambda candidate: issubclass(candidate, AuthenticationMiddleware))
 
 
 def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    from .middleware import RBACMiddleware
-
-    ours = _positions(RBACMiddleware)
+    ours = _positions(lambda candidate: getattr(candidate, MIDDLEWARE_MARKER, False) is True)
     if not ours:
         return [
             checks.Error(
@@ -86,11 +90,11 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         ]
     config = config_and_problems()[0]
-    if not auth and config is not None and config.resolver is None:
+    if not auth and config is not None and config.loader is None:
         return [
             checks.Error(
-                f"The default principal resolver reads request.user, but {AUTH_MIDDLEWARE} is not in MIDDLEWARE.",
-                hint=f"Add {AUTH_MIDDLEWARE!r} before {OUR_MIDDLEWARE!r}, or set {SETTING}['PRINCIPAL_RESOLVER'].",
+                f"The default principal loader reads request.user, but {AUTH_MIDDLEWARE} is not in MIDDLEWARE.",
+                hint=f"Add {AUTH_MIDDLEWARE!r} before {OUR_MIDDLEWARE!r}, or set {SETTING}['PRINCIPAL_LOADER'].",
                 id="claude_rbac.E007",
             )
         ]
@@ -109,8 +113,6 @@ def _views(patterns: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def _guards(callback: Any) -> Iterator[tuple[str, Guard | None]]:
-    from .guards import GUARD_ATTRIBUTE, RoleRequiredMixin
-
     guard = getattr(callback, GUARD_ATTRIBUTE, None)
     if isinstance(guard, Guard):
         yield f"{callback.__module__}.{callback.__qualname__}", guard
@@ -119,7 +121,7 @@ def _guards(callback: Any) -> Iterator[tuple[str, Guard | None]]:
         return
     label = f"{view_class.__module__}.{view_class.__qualname__}"
     if issubclass(view_class, RoleRequiredMixin):
-        yield label, view_class._claude_rbac_guard
+        yield label, getattr(view_class, GUARD_ATTRIBUTE)
     for name in ("dispatch", *getattr(view_class, "http_method_names", ())):
         guard = getattr(getattr(view_class, name, None), GUARD_ATTRIBUTE, None)
         if isinstance(guard, Guard):

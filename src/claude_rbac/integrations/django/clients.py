@@ -12,18 +12,34 @@ from typing import Any
 
 import anthropic
 from django.core.exceptions import SynchronousOnlyOperation  # type: ignore[import-untyped]
-from django.http import JsonResponse  # type: ignore[import-untyped]
+from django.http import HttpResponse  # type: ignore[import-untyped]
 
 from ...errors import RBACError
-from ...policy import Principal, Scope
-from ...rbac import RBAC
+from ...policy import Principal
+from .._kernel import NOT_ADMITTED, Admission
+from .._kernel import error_response as render_error
 
-__all__ = ["LazyClaude", "bind_clients", "error_response", "route_of"]
+__all__ = [
+    "ADMISSION_ATTRIBUTE",
+    "LazyClaude",
+    "bind_clients",
+    "error_response",
+    "get_claude",
+    "get_principal",
+    "route_of",
+]
+
+ADMISSION_ATTRIBUTE = "claude_rbac_admission"
+"""The request attribute holding the :class:`~claude_rbac.integrations.Admission` its guards left."""
 
 
 def error_response(error: RBACError) -> Any:
     """The Anthropic-shaped JSON error, with its status and headers (``Retry-After`` on a 429)."""
-    return JsonResponse(error.to_dict(), status=error.status_code, headers=error.headers)
+    status, headers, body = render_error(error)
+    response = HttpResponse(body, status=status)
+    for name, value in headers:
+        response[name] = value
+    return response
 
 
 def route_of(request: Any) -> str | None:
@@ -39,35 +55,28 @@ class LazyClaude:
     Django's ``SimpleLazyObject`` but with one small object per request (this is on every request's path).
     """
 
-    __slots__ = ("_client", "_guarded", "_principal", "_rbac", "_request", "_scope")
+    __slots__ = ("_admission", "_client")
 
-    def __init__(
-        self, rbac: RBAC, principal: Principal | None, scope: Scope | None, request: Any, *, guarded: bool
-    ) -> None:
-        self._rbac = rbac
-        self._principal = principal
-        self._scope = scope
-        self._request = request
-        self._guarded = guarded
+    def __init__(self, admission: Admission | None) -> None:
+        self._admission = admission
         self._client: anthropic.Anthropic | None = None
 
-    def _require_guard(self) -> None:
-        if not self._guarded:
+    def _admitted(self) -> Admission:
+        if self._admission is None:
             raise RuntimeError(
                 "request.claude / request.aclaude() are only available in a view guarded by requires_role() "
                 "or RoleRequiredMixin: no view reaches Claude unguarded"
             )
+        return self._admission
 
     def _get(self) -> anthropic.Anthropic:
         client = self._client
         if client is None:
-            self._require_guard()
+            admission = self._admitted()
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
-                client = self._client = self._rbac.client(
-                    self._principal, scope=self._scope, route=route_of(self._request)
-                )
+                client = self._client = admission.client()
             else:
                 raise SynchronousOnlyOperation(
                     "request.claude is the sync Anthropic client and would block the event loop: "
@@ -83,22 +92,37 @@ class LazyClaude:
         return type(self._get())
 
     def __repr__(self) -> str:
-        return f"<LazyClaude principal={self._principal!r} scope={self._scope.name if self._scope else ''!r}>"
+        admission = self._admission
+        if admission is None:
+            return "<LazyClaude (no guard admitted this request)>"
+        return f"<LazyClaude principal={admission.principal!r} scope={admission.scope.name!r}>"
 
     async def aclient(self) -> anthropic.AsyncAnthropic:
         """``await request.aclaude()``: the governed ``anthropic.AsyncAnthropic`` for the same principal and scope."""
-        self._require_guard()
-        return self._rbac.async_client(self._principal, scope=self._scope, route=route_of(self._request))
+        return self._admitted().async_client()
 
 
-def bind_clients(
-    request: Any, rbac: RBAC, principal: Principal | None, scope: Scope | None = None, *, guarded: bool = True
-) -> None:
-    """Give the request its lazy governed clients, narrowed to ``scope`` (a route guard's).
+def bind_clients(request: Any, admission: Admission | None) -> None:
+    """Give the request its lazy governed clients, from the admission its guards left.
 
-    The middleware binds unguarded ones, which raise when used; a guard that admits the request
+    The middleware binds unguarded ones (``None``), which raise when used; a guard that admits the request
     rebinds them, so only a guarded view can reach Claude.
     """
-    claude = LazyClaude(rbac, principal, scope, request, guarded=guarded)
+    setattr(request, ADMISSION_ATTRIBUTE, admission)
+    claude = LazyClaude(admission)
     request.claude = claude
     request.aclaude = claude.aclient
+
+
+def get_claude(request: Any) -> anthropic.Anthropic:
+    """The governed sync client of a request a guard admitted (``request.claude`` is the same client)."""
+    admission = getattr(request, ADMISSION_ATTRIBUTE, None)
+    if not isinstance(admission, Admission):
+        raise RuntimeError(NOT_ADMITTED)
+    return admission.client()
+
+
+def get_principal(request: Any) -> Principal | None:
+    """The principal the middleware resolved for this request (``request.principal`` is the same)."""
+    principal = getattr(request, "principal", None)
+    return principal if isinstance(principal, Principal) else None

@@ -19,6 +19,7 @@ from django.utils.module_loading import import_string  # type: ignore[import-unt
 from ...errors import PolicyError
 from ...policy import KEY_LITERAL, KeySource, Policy
 from ...rbac import RBAC
+from .._kernel import RateLimitStyle
 
 __all__ = ["SETTING", "ApiKeySource", "Config", "describe", "read_api_key", "read_config"]
 
@@ -28,8 +29,8 @@ KEYS = (
     "STORAGE",
     "STORAGE_OPTIONS",
     "KEY_PREFIX",
-    "PRINCIPAL_RESOLVER",
-    "PRINCIPAL_RESOLVER_TIMEOUT",
+    "PRINCIPAL_LOADER",
+    "PRINCIPAL_LOADER_TIMEOUT",
     "RATE_LIMIT_HEADERS",
     "ROLES_FROM_GROUPS",
     "SUPERUSER_ROLE",
@@ -37,12 +38,14 @@ KEYS = (
     "BASE_URL",
     "OPTIONS",
 )
+DEPRECATED_KEYS = {"PRINCIPAL_RESOLVER": "PRINCIPAL_LOADER", "PRINCIPAL_RESOLVER_TIMEOUT": "PRINCIPAL_LOADER_TIMEOUT"}
+"""Old spellings still read for one release (system check W003 names the new one)."""
 _SET_HERE = frozenset({"policy", "storage", "storage_options", "key_prefix", "api_key", "base_url"})
 OPTION_NAMES = frozenset(inspect.signature(RBAC).parameters) - _SET_HERE
 """What ``OPTIONS`` may hold: the other keyword arguments of :class:`~claude_rbac.RBAC`."""
 
 ApiKeySource = KeySource | Callable[[], str]
-Resolver = Callable[[Any], Any]
+Loader = Callable[[Any], Any]
 DEFAULT_API_KEY = KeySource(env="ANTHROPIC_API_KEY")
 
 
@@ -52,12 +55,12 @@ class Config:
     storage: str = "memory://"
     storage_options: Mapping[str, Any] | None = None
     key_prefix: str = "claude_rbac"
-    resolver: Resolver | None = None
-    """``None``: the built-in resolver of ``request.user``."""
-    resolver_is_async: bool = False
-    resolver_timeout: float | None = 5.0
-    """Seconds an async resolution may take before the request counts as signed out (``None`` waits)."""
-    rate_limit_headers: str | None = None
+    loader: Loader | None = None
+    """``None``: the built-in loader of ``request.user``."""
+    loader_is_async: bool = False
+    loader_timeout: float | None = 5.0
+    """Seconds an async loader may take before the request counts as signed out (``None`` waits)."""
+    rate_limit_headers: RateLimitStyle | None = None
     """``"ietf"`` (``RateLimit-*``) or ``"x"`` (``X-RateLimit-*``) on guarded views: one more storage read."""
     roles_from_groups: bool = True
     superuser_role: str | None = None
@@ -133,6 +136,22 @@ def _check_type(raw: Mapping[str, Any], key: str, kinds: tuple[type, ...], wante
     return False
 
 
+def _renamed(raw: Mapping[str, Any], problems: list[Any]) -> Mapping[str, Any]:
+    """The setting with deprecated key names read as their new ones (and a W003 warning per old name)."""
+    renamed = dict(raw)
+    for old, new in DEPRECATED_KEYS.items():
+        if old in renamed:
+            problems.append(
+                checks.Warning(
+                    f"settings.{SETTING}[{old!r}] is deprecated; it is read as {new!r}.",
+                    hint=f"Rename it to {new!r}.",
+                    id="claude_rbac.W003",
+                )
+            )
+            renamed.setdefault(new, renamed.pop(old))
+    return renamed
+
+
 def read_config(raw: object) -> tuple[Config | None, list[Any]]:
     """Validate the setting: the config when it is sound, and every problem found (check messages)."""
     if raw is None:
@@ -140,6 +159,7 @@ def read_config(raw: object) -> tuple[Config | None, list[Any]]:
     if not isinstance(raw, Mapping):
         return None, [_error(f"settings.{SETTING} must be a dict, got {type(raw).__name__}.")]
     problems: list[Any] = []
+    raw = _renamed(raw, problems)
     for key in raw:
         if key not in KEYS:
             problems.append(
@@ -155,9 +175,9 @@ def read_config(raw: object) -> tuple[Config | None, list[Any]]:
         _check_type(raw, "SUPERUSER_ROLE", (str,), "a role name", problems),
         _check_type(raw, "BASE_URL", (str,), "an http(s) URL", problems),
         _check_type(raw, "OPTIONS", (Mapping,), "a dict of RBAC() keyword arguments", problems),
-        _check_type(raw, "PRINCIPAL_RESOLVER_TIMEOUT", (int, float), "a number of seconds", problems),
+        _check_type(raw, "PRINCIPAL_LOADER_TIMEOUT", (int, float), "a number of seconds", problems),
     ]
-    rate_headers = raw.get("RATE_LIMIT_HEADERS")
+    rate_headers: Any = raw.get("RATE_LIMIT_HEADERS")
     if rate_headers not in (None, "ietf", "x"):
         problems.append(_error(f"{_name('RATE_LIMIT_HEADERS')} must be 'ietf', 'x' or None."))
     storage = raw.get("STORAGE") or "memory://"
@@ -172,9 +192,9 @@ def read_config(raw: object) -> tuple[Config | None, list[Any]]:
                     f"OPTIONS may hold: {', '.join(sorted(OPTION_NAMES))}.",
                 )
             )
-    resolver = raw.get("PRINCIPAL_RESOLVER")
-    if resolver is not None:
-        resolver = _callable("PRINCIPAL_RESOLVER", resolver, problems)
+    loader = raw.get("PRINCIPAL_LOADER")
+    if loader is not None:
+        loader = _callable("PRINCIPAL_LOADER", loader, problems)
     api_key = _api_key(raw.get("API_KEY", {"env": "ANTHROPIC_API_KEY"}), problems)
 
     superuser_role = raw.get("SUPERUSER_ROLE")
@@ -186,7 +206,7 @@ def read_config(raw: object) -> tuple[Config | None, list[Any]]:
                 id="claude_rbac.E003",
             )
         )
-    if problems or policy is None or api_key is None or not all(kinds_ok):
+    if any(problem.is_serious() for problem in problems) or policy is None or api_key is None or not all(kinds_ok):
         return None, problems
     return (
         Config(
@@ -194,9 +214,9 @@ def read_config(raw: object) -> tuple[Config | None, list[Any]]:
             storage=storage,
             storage_options=raw.get("STORAGE_OPTIONS"),
             key_prefix=raw.get("KEY_PREFIX") or "claude_rbac",
-            resolver=resolver,
-            resolver_is_async=resolver is not None and iscoroutinefunction(resolver),
-            resolver_timeout=raw.get("PRINCIPAL_RESOLVER_TIMEOUT", 5.0),
+            loader=loader,
+            loader_is_async=loader is not None and iscoroutinefunction(loader),
+            loader_timeout=raw.get("PRINCIPAL_LOADER_TIMEOUT", 5.0),
             rate_limit_headers=rate_headers,
             roles_from_groups=raw.get("ROLES_FROM_GROUPS", True),
             superuser_role=superuser_role,
@@ -204,7 +224,7 @@ def read_config(raw: object) -> tuple[Config | None, list[Any]]:
             base_url=raw.get("BASE_URL"),
             options=options,
         ),
-        [],
+        problems,
     )
 
 

@@ -17,14 +17,11 @@ from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-u
 
 from ...errors import RBACError
 from ...policy import Principal
-from .._kernel import Guard
-from .clients import bind_clients, error_response, route_of
+from .._kernel import GUARD_ATTRIBUTE, Admission, Guard
+from .clients import ADMISSION_ATTRIBUTE, bind_clients, error_response, route_of
 from .runtime import get_rbac
 
 __all__ = ["GUARD_ATTRIBUTE", "RoleRequiredMixin", "guard_request", "requires_role"]
-
-GUARD_ATTRIBUTE = "_claude_rbac_guard"
-"""Where a guarded view keeps its :class:`~claude_rbac.guard.Guard` (the system checks read it)."""
 
 View = TypeVar("View", bound=Callable[..., Any])
 _MISSING: Any = object()
@@ -38,14 +35,14 @@ def guard_request(guard: Guard, request: Any) -> Any | None:
             "requires_role() needs 'claude_rbac.integrations.django.RBACMiddleware' in MIDDLEWARE "
             "(request.principal is missing or not a claude_rbac Principal)."
         )
-    rbac = get_rbac()
+    previous = getattr(request, ADMISSION_ATTRIBUTE, None)
     try:
-        guard.check(rbac, principal, route_of(request))
+        admission = guard.admit(
+            get_rbac(), principal, route_of(request), previous if isinstance(previous, Admission) else None
+        )
     except RBACError as exc:
         return error_response(exc)
-    narrows = guard.models is not None or guard.max_tokens is not None or guard.rpm is not None
-    bind_clients(request, rbac, principal, guard.scope(rbac) if narrows else None)
-    request.claude_rbac_guard = guard  # for the middleware's opt-in RateLimit-* headers
+    bind_clients(request, admission)
     return None
 
 
@@ -55,13 +52,15 @@ def requires_role(
     models: Iterable[str] | str | None = None,
     max_tokens: int | None = None,
     rpm: int | None = None,
+    name: str | None = None,
 ) -> Callable[[View], View]:
     """Let the view run only for ``role`` or a role that inherits it; sync and async views alike.
 
-    ``models``, ``max_tokens`` and ``rpm`` narrow what the view's governed client may do (never widen).
-    Works on methods through ``django.utils.decorators.method_decorator``.
+    ``models``, ``max_tokens`` and ``rpm`` narrow what the view's governed client may do (never widen);
+    ``name`` labels the route's own RPM bucket. Works on methods through
+    ``django.utils.decorators.method_decorator``; several guards on one request intersect.
     """
-    guard = Guard.declare(role, models=models, max_tokens=max_tokens, rpm=rpm)
+    guard = Guard.declare(role, models=models, max_tokens=max_tokens, rpm=rpm, name=name)
 
     def decorator(view: View) -> View:
         if iscoroutinefunction(view):
@@ -92,28 +91,32 @@ def requires_role(
 class RoleRequiredMixin:
     """For class-based views: ``class Report(RoleRequiredMixin, View): required_role = "power"``.
 
-    ``claude_models``, ``claude_max_tokens`` and ``claude_rpm`` narrow the view's client like
-    ``requires_role``'s keywords. Put the mixin before ``View`` in the bases.
+    ``claude_models``, ``claude_max_tokens``, ``claude_rpm`` and ``claude_name`` narrow the view's client
+    like ``requires_role``'s keywords. Put the mixin before ``View`` in the bases.
     """
 
     required_role: ClassVar[str | None] = None
     claude_models: ClassVar[Iterable[str] | str | None] = None
     claude_max_tokens: ClassVar[int | None] = None
     claude_rpm: ClassVar[int | None] = None
-    _claude_rbac_guard: ClassVar[Guard | None] = None
+    claude_name: ClassVar[str | None] = None
+    __claude_rbac_guard__: ClassVar[Guard | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._claude_rbac_guard = (
-            None
-            if cls.required_role is None
-            else Guard.declare(
-                cls.required_role, models=cls.claude_models, max_tokens=cls.claude_max_tokens, rpm=cls.claude_rpm
+        guard = None
+        if cls.required_role is not None:
+            guard = Guard.declare(
+                cls.required_role,
+                models=cls.claude_models,
+                max_tokens=cls.claude_max_tokens,
+                rpm=cls.claude_rpm,
+                name=cls.claude_name,
             )
-        )
+        setattr(cls, GUARD_ATTRIBUTE, guard)
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        guard = self._claude_rbac_guard
+        guard = getattr(self, GUARD_ATTRIBUTE)
         if guard is None:
             raise ImproperlyConfigured(f"{type(self).__qualname__} is missing the required_role attribute.")
         denied = guard_request(guard, request)

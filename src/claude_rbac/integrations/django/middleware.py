@@ -1,7 +1,7 @@
 """``RBACMiddleware``: who is signed in (``request.principal``), their governed clients, and error bodies.
 
 Sync and async capable with no adapter: Django hands it a sync or an async ``get_response`` and it
-runs in that mode, resolving the principal with the sync or the async resolver.
+runs in that mode, loading the principal with the sync or the async loader.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefuncti
 
 from ...errors import NotAuthenticated, RBACError
 from ...policy import Principal
-from .._kernel import aload_principal, arate_limit_headers, load_principal, rate_limit_headers
+from .._kernel import Admission, aload_principal, load_principal
 from .checks import validate_at_startup
-from .clients import bind_clients, error_response
+from .clients import ADMISSION_ATTRIBUTE, bind_clients, error_response
 from .resolvers import aprincipal_from_user, principal_from_user
 from .runtime import get_config, get_rbac
 
@@ -22,14 +22,14 @@ __all__ = ["RBACMiddleware"]
 
 
 def resolve_principal(request: Any) -> Principal | None:
-    """The configured resolver's answer; ``None`` when it fails (logged), so guards deny with a 401."""
+    """The configured principal loader's answer; ``None`` when it fails (logged), so guards deny with a 401."""
     config = get_config()
     try:
-        if config.resolver is None:
+        if config.loader is None:
             return load_principal(principal_from_user, request)
-        if config.resolver_is_async:
-            return load_principal(async_to_sync(config.resolver), request)
-        return load_principal(config.resolver, request)
+        if config.loader_is_async:
+            return load_principal(async_to_sync(config.loader), request)
+        return load_principal(config.loader, request)
     except NotAuthenticated:
         return None
 
@@ -37,12 +37,12 @@ def resolve_principal(request: Any) -> Principal | None:
 async def aresolve_principal(request: Any) -> Principal | None:
     config = get_config()
     try:
-        timeout = config.resolver_timeout
-        if config.resolver is None:
+        timeout = config.loader_timeout
+        if config.loader is None:
             return await aload_principal(aprincipal_from_user, request, timeout=timeout)
-        if config.resolver_is_async:
-            return await aload_principal(config.resolver, request, timeout=timeout)
-        return await aload_principal(sync_to_async(config.resolver), request, timeout=timeout)
+        if config.loader_is_async:
+            return await aload_principal(config.loader, request, timeout=timeout)
+        return await aload_principal(sync_to_async(config.loader), request, timeout=timeout)
     except NotAuthenticated:
         return None
 
@@ -58,6 +58,7 @@ class RBACMiddleware:
 
     sync_capable = True
     async_capable = True
+    claude_rbac_middleware = True  # how the system checks recognise it (and subclasses) in MIDDLEWARE
 
     def __init__(self, get_response: Any) -> None:
         self.get_response = get_response
@@ -70,27 +71,23 @@ class RBACMiddleware:
     def __call__(self, request: Any) -> Any:
         if self.async_mode:
             return self.__acall__(request)
-        principal = resolve_principal(request)
-        request.principal = principal
-        rbac = get_rbac()
-        bind_clients(request, rbac, principal, guarded=False)
+        request.principal = resolve_principal(request)
+        bind_clients(request, None)
         response = self.get_response(request)
         style = get_config().rate_limit_headers
-        guard = getattr(request, "claude_rbac_guard", None)
-        if style is not None and guard is not None:
-            _set_headers(response, rate_limit_headers(rbac, principal, guard.scope(rbac), style))
+        admission = getattr(request, ADMISSION_ATTRIBUTE, None)
+        if style is not None and isinstance(admission, Admission):
+            _set_headers(response, admission.rate_limit_headers(style))
         return response
 
     async def __acall__(self, request: Any) -> Any:
-        principal = await aresolve_principal(request)
-        request.principal = principal
-        rbac = get_rbac()
-        bind_clients(request, rbac, principal, guarded=False)
+        request.principal = await aresolve_principal(request)
+        bind_clients(request, None)
         response = await self.get_response(request)
         style = get_config().rate_limit_headers
-        guard = getattr(request, "claude_rbac_guard", None)
-        if style is not None and guard is not None:
-            _set_headers(response, await arate_limit_headers(rbac, principal, guard.scope(rbac), style))
+        admission = getattr(request, ADMISSION_ATTRIBUTE, None)
+        if style is not None and isinstance(admission, Admission):
+            _set_headers(response, await admission.arate_limit_headers(style))
         return response
 
     def process_exception(self, request: Any, exception: Exception) -> Any:
