@@ -234,3 +234,10 @@ def test_messages_never_echo_a_secret(claude_settings: Any) -> None:
     assert {message.id for message in found} == {"claude_rbac.E001"}
     assert len(found) == 3
     assert secret not in "\n".join(f"{message.msg} {message.hint}" for message in found)
+
+
+def test_w003_the_old_loader_setting_still_works_and_names_its_new_name(claude_settings: Any) -> None:
+    claude_settings(PRINCIPAL_RESOLVER="tests.integrations.django.test_function_views.async_session_resolver")
+    warning = the_one("claude_rbac.W003")
+    assert "'PRINCIPAL_RESOLVER' is deprecated" in warning.msg
+    assert "PRINCIPAL_LOADER" in warning.hint

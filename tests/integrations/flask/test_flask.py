@@ -167,6 +167,13 @@ class TestExtension:
         with pytest.raises(ValueError, match="RATE_LIMIT_HEADERS"):
             ClaudeRBAC(app, rbac=rbac)
 
+    def test_an_unknown_config_key_fails_at_init_app_listing_the_known_ones(self, rbac: RBAC) -> None:
+        app = Flask(__name__)
+        app.config.update(CLAUDE_RBAC_STORGE="redis://127.0.0.1:6379/0")  # a typo must not silently fall back
+        with pytest.raises(ValueError, match="CLAUDE_RBAC_STORGE") as info:
+            ClaudeRBAC(app, rbac=rbac)
+        assert "CLAUDE_RBAC_STORAGE" in str(info.value)
+
     def test_one_extension_serves_several_apps(self, fake_claude: FakeClaude) -> None:
         extension = ClaudeRBAC(principal_loader=lambda: Principal("uma", "user"))
 
