@@ -239,5 +239,5 @@ def test_messages_never_echo_a_secret(claude_settings: Any) -> None:
 def test_w003_the_old_loader_setting_still_works_and_names_its_new_name(claude_settings: Any) -> None:
     claude_settings(PRINCIPAL_RESOLVER="tests.integrations.django.test_function_views.async_session_resolver")
     warning = the_one("claude_rbac.W003")
-    assert "'PRINCIPAL_RESOLVER' is deprecated" in warning.msg
+    assert "['PRINCIPAL_RESOLVER'] is deprecated" in warning.msg
     assert "PRINCIPAL_LOADER" in warning.hint
