@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import importlib.util
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 from urllib.parse import quote
 
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute
 from limits.aio import strategies as aio_strategies
 from limits.aio.storage import Storage as AsyncStorage
-from limits.storage import storage_from_string
+from limits.errors import ConfigurationError
+from limits.storage import Storage, storage_from_string
 from limits.strategies import (
     FixedWindowRateLimiter,
     MovingWindowRateLimiter,
@@ -36,6 +38,9 @@ from limits.strategies import (
 
 from .errors import RateLimited
 from .settler import Settler
+
+if TYPE_CHECKING:
+    from .quota_redis import AsyncRedisRoundTrip, RedisRoundTrip
 
 __all__ = ["Bucket", "Quota", "Reservation", "StorageFailure", "async_storage_uri"]
 
@@ -62,6 +67,22 @@ def async_storage_uri(uri: str) -> str:
 
 def _scheme(uri: str) -> str:
     return uri.split("://", 1)[0].lower()
+
+
+def _is_redis(uri: str) -> bool:
+    return _scheme(uri).removeprefix("async+").startswith(("redis", "valkey"))
+
+
+def _sync_storage(uri: str, options: dict[str, Any] | None) -> Storage:
+    """The limits storage for ``uri``; a Redis one without redis-py installed names the extra that brings it."""
+    try:
+        return cast(Storage, storage_from_string(uri, **_storage_options(uri, options)))
+    except (ImportError, ConfigurationError):
+        if _scheme(uri).removeprefix("async+").startswith("redis") and importlib.util.find_spec("redis") is None:
+            raise ImportError(
+                "A Redis storage needs redis-py: pip install 'claude-rbac[redis]'", name="redis"
+            ) from None
+        raise
 
 
 def _no_retries() -> Any:
@@ -198,8 +219,7 @@ class Quota:
         self.uri = storage
         self.key_prefix = key_prefix
         self.is_memory = _scheme(storage) == "memory"
-        options = _storage_options(storage, storage_options)
-        self.storage = storage_from_string(storage, **options)
+        self.storage = _sync_storage(storage, storage_options)
         self._strategies: dict[Strategy, RateLimiter] = {
             "moving": MovingWindowRateLimiter(self.storage),
             "sliding": SlidingWindowCounterRateLimiter(self.storage),
@@ -214,7 +234,11 @@ class Quota:
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
         self._async_round_trip: AsyncRedisRoundTrip | None = None
-        self._round_trip = RedisRoundTrip.for_storage(self.storage)
+        self._round_trip: RedisRoundTrip | None = None
+        if _is_redis(storage):  # imported here: redis-py is an extra, and memory:// needs none of it
+            from .quota_redis import RedisRoundTrip
+
+            self._round_trip = RedisRoundTrip.for_storage(self.storage)
         self._settler = Settler(lambda hits: self._hit_all(hits, stop_early=False))
 
     # -- planning ----------------------------------------------------------------------------------
@@ -383,7 +407,10 @@ class Quota:
                 storage = cast(AsyncStorage, storage_from_string(self._async_uri, **options))
                 await storage.check()
                 self._async_storage = storage
-                self._async_round_trip = AsyncRedisRoundTrip.for_storage(storage)
+                if _is_redis(self._async_uri):
+                    from .quota_redis import AsyncRedisRoundTrip
+
+                    self._async_round_trip = AsyncRedisRoundTrip.for_storage(storage)
                 self._async_strategies = {
                     "moving": aio_strategies.MovingWindowRateLimiter(storage),
                     "sliding": aio_strategies.SlidingWindowCounterRateLimiter(storage),
@@ -467,6 +494,3 @@ class Quota:
             )
         what = "requests" if bucket.kind == "rpm" else "tokens"
         return RateLimited(f"Too many {what} per minute; retry later.", retry_after=retry_after)
-
-
-from .quota_redis import AsyncRedisRoundTrip, RedisRoundTrip  # noqa: E402  (they build on Bucket, above)
