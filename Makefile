@@ -13,7 +13,9 @@ WHEEL_DIR := build/wheel
 TEST_VENV := build/test-venv
 TEST_BIN := $(TEST_VENV)/bin
 TEST_DEPS := $(TEST_VENV)/.deps-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-WHEEL_SOURCES := pyproject.toml README.md $(shell find src -type f ! -name '*.pyc' ! -path '*/__pycache__/*')
+WHEEL_SOURCES := pyproject.toml README.md $(shell find src -type f ! -name '*.pyc' ! -path '*/__pycache__/*' | sort)
+# Named after the list of files too, so deleting a module rebuilds the wheel as adding or editing one does.
+WHEEL_STAMP := $(WHEEL_DIR)/.built-$(shell echo $(WHEEL_SOURCES) | cksum | cut -d' ' -f1)
 
 define checks
 	$(1)/ruff check src tests benchmarks examples
@@ -36,17 +38,17 @@ $(TEST_BIN)/python:
 	$(PYTHON) -m venv $(TEST_VENV)
 	$(TEST_BIN)/python -m pip install --quiet --upgrade pip
 
-$(WHEEL_DIR)/.built: $(WHEEL_SOURCES) | $(TEST_BIN)/python
+$(WHEEL_STAMP): $(WHEEL_SOURCES) | $(TEST_BIN)/python
 	rm -rf $(WHEEL_DIR)
 	$(TEST_BIN)/python -m pip wheel --quiet --no-deps --wheel-dir $(WHEEL_DIR) .
 	touch $@
 
-$(TEST_DEPS): | $(WHEEL_DIR)/.built
+$(TEST_DEPS): | $(WHEEL_STAMP)
 	$(TEST_BIN)/python -m pip install --quiet "$$(ls $(WHEEL_DIR)/*.whl)[$(EXTRAS)]"
 	rm -f $(TEST_VENV)/.deps-*
 	touch $@
 
-$(TEST_VENV)/.installed: $(WHEEL_DIR)/.built $(TEST_DEPS)
+$(TEST_VENV)/.installed: $(WHEEL_STAMP) $(TEST_DEPS)
 	$(TEST_BIN)/python -m pip install --quiet --force-reinstall --no-deps $(WHEEL_DIR)/*.whl
 	touch $@
 
