@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from . import readme
-from .venvs import ROOT, SCRATCH, VenvPool, build_wheel, download
+from .venvs import ROOT, VenvPool, build_wheel, download, scratch_dir
 
 EXTRAS = ("flask", "fastapi", "starlette", "django", "redis", "yaml")
 SECTIONS = {"core": "Install", "flask": "Flask", "fastapi": "FastAPI", "starlette": "Starlette", "django": "Django"}
@@ -57,8 +57,7 @@ def wheelhouse_for(plans: dict[str, list[str]], wheel: Path) -> Path:
 @pytest.fixture(scope="session")
 def venvs(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VenvPool]:
     plans = install_plans(wheel)
-    scratch = SCRATCH if SCRATCH.is_dir() and os.access(SCRATCH, os.W_OK) else tmp_path_factory.getbasetemp()
-    root = Path(tempfile.mkdtemp(prefix="claude-rbac-venvs-", dir=scratch))
+    root = Path(tempfile.mkdtemp(prefix="claude-rbac-venvs-", dir=scratch_dir(tmp_path_factory.getbasetemp())))
     pool = VenvPool(root, wheelhouse_for(plans, wheel))
     pool.start(plans)
     try:

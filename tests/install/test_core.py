@@ -58,9 +58,8 @@ def test_the_thirty_second_snippet_runs_against_fake_claude(
 
 
 @contextlib.contextmanager
-def fake_claude_process(core: Venv, cwd: Path) -> Iterator[str]:
+def fake_claude_process(core: Venv, cwd: Path, port: int) -> Iterator[str]:
     """``python -m claude_rbac.testing --port N`` from the venv, as the README's testing section runs it."""
-    port = free_port()
     process = subprocess.Popen(
         [core.python, "-m", "claude_rbac.testing", "--port", str(port)],
         cwd=cwd,
@@ -78,9 +77,9 @@ def fake_claude_process(core: Venv, cwd: Path) -> Iterator[str]:
 
 
 def test_the_fake_claude_command_serves_your_app(core: Venv, thirty_seconds: Path) -> None:
-    with fake_claude_process(core, thirty_seconds.parent) as url:
-        assert url.endswith(f":{url.rsplit(':', 1)[1]}")
-        assert url.startswith("http://127.0.0.1:")
+    port = free_port()
+    with fake_claude_process(core, thirty_seconds.parent, port) as url:
+        assert url == f"http://127.0.0.1:{port}"  # printed on the first line
         env = {"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": url}
         out = core.run(["python", str(thirty_seconds)], cwd=thirty_seconds.parent, env=env).stdout
     assert "'error_code': 'model_not_allowed'" in out
