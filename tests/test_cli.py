@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import claude_rbac
 from claude_rbac.cli import main
 from claude_rbac.policy import fingerprint
 
@@ -83,6 +84,37 @@ def test_help_everywhere(argv: list[str], capsys: pytest.CaptureFixture[str]) ->
         main(argv)
     assert info.value.code == 0
     assert "usage: claude-rbac" in capsys.readouterr().out
+
+
+def help_entries(text: str) -> dict[str, str]:
+    """Each argument of an argparse help text and its description ('' when it has none)."""
+    entries: dict[str, str] = {}
+    name = ""
+    for line in text.splitlines():
+        if line.startswith("  ") and not line.startswith("   ") and line.strip():  # an argument
+            name, _, described = line.strip().partition("  ")
+            entries[name] = described.strip()
+        elif name and line.startswith("      ") and line.strip() and not entries[name]:  # description below it
+            entries[name] = line.strip()
+        elif not line.startswith(" "):
+            name = ""
+    return entries
+
+
+@pytest.mark.parametrize("command", ["check", "explain", "keys", "demo"])
+def test_every_flag_says_what_it_is_for(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    entries = help_entries(capsys.readouterr().out)
+    assert "-h, --help" in entries
+    assert len(entries) > 1
+    assert [name for name, described in entries.items() if not described] == []
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"claude-rbac {claude_rbac.__version__}"
 
 
 def test_no_command_is_a_usage_error() -> None:

@@ -70,3 +70,18 @@ def test_framework_examples_are_the_tested_docs_verbatim(framework: str) -> None
     assert blocks
     for block in blocks:
         assert block in docs
+
+
+@pytest.mark.parametrize(
+    ("framework", "title"),
+    [("flask", "Flask"), ("fastapi", "FastAPI"), ("starlette", "Starlette"), ("django", "Django")],
+)
+def test_the_docs_install_what_the_readme_installs(framework: str, title: str) -> None:
+    """docs/<framework>.md opens with the README section's install line (tests/install runs the README's)."""
+    docs = (Path(__file__).parents[1] / "docs" / f"{framework}.md").read_text()
+    section = README.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+    readme_line = re.search(r"^pip install .*$", section, re.M)
+    docs_line = re.search(r"^pip install .*$", docs, re.M)
+    assert readme_line is not None
+    assert docs_line is not None
+    assert docs_line.group(0) == readme_line.group(0)

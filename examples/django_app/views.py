@@ -46,7 +46,8 @@ def _message_args(body: dict[str, Any], model: str, max_tokens: int) -> dict[str
         raise InvalidRequest("prompt is required.")
     return {
         "model": body.get("model") or model,
-        "max_tokens": body.get("max_tokens") or max_tokens,
+        # Only a missing max_tokens takes the default: a 0 reaches the governed client, which refuses it.
+        "max_tokens": max_tokens if body.get("max_tokens") is None else body["max_tokens"],
         "messages": [{"role": "user", "content": prompt}],
     }
 

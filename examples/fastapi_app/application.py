@@ -214,7 +214,9 @@ def _add_api(app: FastAPI, rbac: RBAC) -> None:
     async def chat(body: ChatRequest, claude: UserClaude) -> dict[str, Any]:
         """Ask Claude (users and up). The model and max_tokens are checked against the role."""
         message = await claude.messages.create(
-            model=body.model or DEFAULT_MODEL, max_tokens=body.max_tokens or 512, messages=_messages(body.prompt)
+            model=body.model or DEFAULT_MODEL,
+            max_tokens=512 if body.max_tokens is None else body.max_tokens,
+            messages=_messages(body.prompt),
         )
         return _message_json(message)
 
@@ -222,7 +224,9 @@ def _add_api(app: FastAPI, rbac: RBAC) -> None:
     async def long_answer(body: ChatRequest, claude: LongClaude) -> dict[str, Any]:
         """A long answer (power users and up, opus models only on this route)."""
         message = await claude.messages.create(
-            model=body.model or LONG_MODEL, max_tokens=body.max_tokens or 4096, messages=_messages(body.prompt)
+            model=body.model or LONG_MODEL,
+            max_tokens=4096 if body.max_tokens is None else body.max_tokens,
+            messages=_messages(body.prompt),
         )
         return _message_json(message)
 
@@ -231,7 +235,7 @@ def _add_api(app: FastAPI, rbac: RBAC) -> None:
         claude: UserClaude,
         prompt: Annotated[str, Query(max_length=20_000)] = "",
         model: str | None = None,
-        max_tokens: Annotated[int, Query(ge=1)] = 512,
+        max_tokens: int = 512,
     ) -> Response:
         """Claude's answer as server-sent events: ``data: {"text": ...}`` per piece, then ``event: done``."""
         # Opened here, before the response starts: a denial (model, rate limit) is still an HTTP error status.

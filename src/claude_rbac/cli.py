@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ._version import __version__
 from .enforcement import KeyRing
 from .errors import PolicyError
 from .policy import ModelMatcher, Policy, Principal
@@ -121,6 +122,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="claude-rbac", description="Role-based access control for Claude.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = commands.add_parser("check", help="validate a policy file", description="Validate a policy file.")
@@ -130,10 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser(
         "explain", help="say whether a role may make a call, and why", description="Explain one decision."
     )
-    explain.add_argument("policy", metavar="POLICY")
-    explain.add_argument("--role", required=True)
-    explain.add_argument("--model", required=True)
-    explain.add_argument("--max-tokens", type=int, dest="max_tokens")
+    explain.add_argument("policy", metavar="POLICY", help="a .toml, .json or .yaml policy")
+    explain.add_argument("--role", required=True, help="the role making the call, e.g. user")
+    explain.add_argument("--model", required=True, help="the model it asks for, e.g. claude-haiku-4-5")
+    explain.add_argument(
+        "--max-tokens",
+        type=int,
+        dest="max_tokens",
+        help="the max_tokens it asks for (without it, only the model is checked)",
+    )
     explain.set_defaults(run=cmd_explain)
 
     keys = commands.add_parser(
@@ -141,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="list workspaces, key sources and fingerprints (never a key)",
         description="List workspaces and their key sources; exit 1 when a key is missing.",
     )
-    keys.add_argument("policy", metavar="POLICY")
+    keys.add_argument("policy", metavar="POLICY", help="a .toml, .json or .yaml policy")
     keys.add_argument("--service", help="the service whose key to look up (RBAC(service=...))")
     keys.set_defaults(run=cmd_keys)
 

@@ -137,6 +137,22 @@ def test_user_chats_within_the_role(server: str, fake: FakeClaude) -> None:
     assert sent.json["max_tokens"] == 512  # clamped to the user role's cap
 
 
+@pytest.mark.parametrize(("path", "who"), [("/api/chat", "uma"), ("/api/long", "paul")])
+def test_max_tokens_zero_reaches_the_governed_client_and_is_refused(
+    server: str, fake: FakeClaude, path: str, who: str
+) -> None:
+    """0 is not "no value": the view passes it on and the governed client refuses it; null takes the default."""
+    fake.reset()
+    with signed_in(server, who) as client:
+        response = client.post(path, json={"prompt": "hi", "max_tokens": 0})
+        assert response.status_code == 400
+        assert response.json()["error"]["type"] == "invalid_request_error"
+        assert "max_tokens must be between 1 and" in response.json()["error"]["message"]
+        assert fake.count() == 0
+        assert client.post(path, json={"prompt": "hi", "max_tokens": None}).status_code == 200
+    assert fake.count() == 1
+
+
 def test_viewer_may_not_call_claude(server: str, fake: FakeClaude) -> None:
     fake.reset()
     with signed_in(server, "vera") as vera:

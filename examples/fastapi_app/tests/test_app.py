@@ -207,6 +207,30 @@ def test_bad_input_is_an_invalid_request_error(login: Callable[[str], TestClient
     assert offline_env.requests == []
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "who", "request_args"),
+    [
+        ("POST", "/api/chat", "uma", {"json": {"prompt": "Hi", "max_tokens": 0}}),
+        ("POST", "/api/long", "paul", {"json": {"prompt": "Hi", "max_tokens": 0}}),
+        ("GET", "/api/chat/stream", "uma", {"params": {"prompt": "Hi", "max_tokens": 0}}),
+    ],
+)
+def test_max_tokens_zero_reaches_the_governed_client_and_is_refused(
+    login: Callable[[str], TestClient],
+    offline_env: FakeClaude,
+    method: str,
+    path: str,
+    who: str,
+    request_args: dict[str, Any],
+) -> None:
+    """0 is not "no value": the route passes it on (no default replaces it) and the governed client refuses it."""
+    response = login(who).request(method, path, **request_args)
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert "max_tokens must be between 1 and" in response.json()["error"]["message"]
+    assert offline_env.requests == []
+
+
 def test_claude_errors_pass_through(login: Callable[[str], TestClient], offline_env: FakeClaude) -> None:
     offline_env.script_error(400, "invalid_request_error", "messages: too long")
     response = login("uma").post("/api/chat", json={"prompt": "Hi"})

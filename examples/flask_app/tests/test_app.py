@@ -111,6 +111,16 @@ class TestChat:
         assert response.get_json()["error"]["type"] == "invalid_request_error"
         assert offline_env.count() == 0
 
+    @pytest.mark.parametrize(("path", "who"), [("/api/chat", "uma"), ("/api/long", "paul")])
+    def test_max_tokens_zero_reaches_the_governed_client_and_is_refused(
+        self, login: Any, offline_env: FakeClaude, path: str, who: str
+    ) -> None:
+        response = login(who).post(path, json={"prompt": "hi", "max_tokens": 0})
+        assert response.status_code == 400
+        assert response.get_json()["error"]["type"] == "invalid_request_error"
+        assert "max_tokens must be between 1 and" in response.get_json()["error"]["message"]
+        assert offline_env.count() == 0
+
     def test_the_rpm_limit_answers_429(self, login: Any, offline_env: FakeClaude) -> None:
         client = login("uma")
         for _ in range(10):

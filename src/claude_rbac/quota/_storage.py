@@ -106,11 +106,10 @@ def is_redis(uri: str) -> bool:
 
 
 def build_storage(uri: str, options: dict[str, Any]) -> Any:
-    """The ``limits`` storage for ``uri``; a Redis URI without the ``redis`` package is a clear error."""
+    """The ``limits`` storage for ``uri``. A Redis URI without redis-py is an ``ImportError`` naming the extra;
+    a URI ``limits`` cannot use is a :class:`~claude_rbac.PolicyError` naming its scheme (never the URI)."""
     if is_redis(uri) and importlib.util.find_spec("redis") is None:
-        raise PolicyError(
-            [PolicyProblem(f"storage {scheme_of(uri)}:// needs the redis package: pip install 'claude-rbac[redis]'")]
-        )
+        raise ImportError("A Redis storage needs redis-py: pip install 'claude-rbac[redis]'", name="redis")
     try:
         return storage_from_string(uri, **options)
     except ConfigurationError as exc:
