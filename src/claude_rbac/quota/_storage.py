@@ -48,10 +48,17 @@ def _no_retries() -> Any:
     return Retry(NoBackoff(), 0)
 
 
+def require_backend(uri: str) -> None:
+    """An ``ImportError`` naming the extra to install when ``uri`` needs a package that is not installed."""
+    if is_redis(uri) and importlib.util.find_spec("redis") is None:
+        raise ImportError("A Redis storage needs redis-py: pip install 'claude-rbac[redis]'", name="redis")
+
+
 def options_for(uri: str, options: dict[str, Any] | None) -> dict[str, Any]:
     """Bounded timeouts, and redis-py's own retries off: a retried Lua script could count a call twice,
     and ten retries with backoff would stretch the bounded timeout into seconds. Override either in
     ``storage_options``."""
+    require_backend(uri)
     merged: dict[str, Any] = {"wrap_exceptions": True}
     scheme = scheme_of(uri).removeprefix("async+")
     if scheme.startswith(("redis", "valkey")):
@@ -108,8 +115,7 @@ def is_redis(uri: str) -> bool:
 def build_storage(uri: str, options: dict[str, Any]) -> Any:
     """The ``limits`` storage for ``uri``. A Redis URI without redis-py is an ``ImportError`` naming the extra;
     a URI ``limits`` cannot use is a :class:`~claude_rbac.PolicyError` naming its scheme (never the URI)."""
-    if is_redis(uri) and importlib.util.find_spec("redis") is None:
-        raise ImportError("A Redis storage needs redis-py: pip install 'claude-rbac[redis]'", name="redis")
+    require_backend(uri)
     try:
         return storage_from_string(uri, **options)
     except ConfigurationError as exc:
