@@ -35,6 +35,7 @@ from limits.strategies import (
 )
 
 from .errors import RateLimited
+from .memory_storage import LazyMemoryStorage
 from .settler import Settler
 
 __all__ = ["Bucket", "Quota", "Reservation", "StorageFailure", "async_storage_uri"]
@@ -199,7 +200,10 @@ class Quota:
         self.key_prefix = key_prefix
         self.is_memory = _scheme(storage) == "memory"
         options = _storage_options(storage, storage_options)
-        self.storage = storage_from_string(storage, **options)
+        # memory:// gets our threadless storage, built directly: limits' scheme registry stays untouched.
+        self.storage = (
+            LazyMemoryStorage(storage, **options) if self.is_memory else storage_from_string(storage, **options)
+        )
         self._strategies: dict[Strategy, RateLimiter] = {
             "moving": MovingWindowRateLimiter(self.storage),
             "sliding": SlidingWindowCounterRateLimiter(self.storage),
