@@ -7,14 +7,17 @@ The oracle runs on the same fake clock with its timer thread stubbed out, so it 
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import os
 import pickle
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+import tracemalloc
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from types import SimpleNamespace
 from unittest import mock
 
@@ -36,9 +39,9 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 START = 1_700_000_000.0
 
 
+@dataclass
 class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
+    now: float = START
 
     def __call__(self) -> float:
         return self.now
@@ -117,8 +120,7 @@ def test_a_fixed_window_expires(clock: FakeClock) -> None:
     two = RateLimitItemPerSecond(2, 10)
     assert limiter.hit(two, "alice")
     clock.advance(4)
-    assert limiter.hit(two, "alice")
-    assert not limiter.hit(two, "alice")
+    assert limiter.hit(two, "alice") and not limiter.hit(two, "alice")
     assert limiter.get_window_stats(two, "alice") == (START + 10, 0)
     clock.now = START + 10
     assert limiter.get_window_stats(two, "alice") == (START + 10, 2)
@@ -127,15 +129,13 @@ def test_a_fixed_window_expires(clock: FakeClock) -> None:
 
 
 def test_the_sliding_counter_answers_as_limits_does(clock: FakeClock, oracle: MemoryStorage) -> None:
-    ours = SlidingWindowCounterRateLimiter(LazyMemoryStorage(clock=clock))
-    theirs = SlidingWindowCounterRateLimiter(oracle)
-    hundred = RateLimitItemPerMinute(100)
+    storage, hundred = LazyMemoryStorage(clock=clock), RateLimitItemPerMinute(100)
+    ours, theirs = SlidingWindowCounterRateLimiter(storage), SlidingWindowCounterRateLimiter(oracle)
     for step, cost in enumerate([30, 50, 40, 25, 60, 10, 90, 5, 5, 5, -20, 35] * 3):
         clock.advance(7.5 + step % 4)
         assert ours.hit(hundred, "alice", cost=cost) == theirs.hit(hundred, "alice", cost=cost), step
-        assert ours.storage.get_sliding_window(hundred.key_for("alice"), 60) == oracle.get_sliding_window(
-            hundred.key_for("alice"), 60
-        )
+        key = hundred.key_for("alice")
+        assert storage.get_sliding_window(key, 60) == oracle.get_sliding_window(key, 60)
 
 
 def test_clear_and_reset(clock: FakeClock) -> None:
@@ -143,12 +143,9 @@ def test_clear_and_reset(clock: FakeClock) -> None:
     limiters = [cls(storage) for cls in STRATEGIES]
     one = RateLimitItemPerMinute(1)
     for limiter in limiters:
-        assert limiter.hit(one, "alice") and limiter.hit(one, "bob")
-        assert not limiter.hit(one, "alice")
+        assert limiter.hit(one, "alice") and limiter.hit(one, "bob") and not limiter.hit(one, "alice")
         limiter.clear(one, "alice")
-        assert limiter.hit(one, "alice")
-        assert not limiter.hit(one, "bob")
-    assert len(storage) > 0
+        assert limiter.hit(one, "alice") and not limiter.hit(one, "bob")
     assert storage.reset() == 4  # counters: two fixed, two sliding (the moving windows are the other table)
     assert len(storage) == 0
     assert all(limiter.hit(one, "bob") for limiter in limiters)
@@ -161,8 +158,8 @@ def test_real_time_against_limits_memory_storage() -> None:
         answers = [(cls(ours).hit(two, "alice"), cls(theirs).hit(two, "alice")) for _ in range(3)]
         assert answers == [(True, True), (True, True), (False, False)]
     time.sleep(1.1)
-    for cls in (MovingWindowRateLimiter, FixedWindowRateLimiter):
-        assert (cls(ours).hit(two, "alice"), cls(theirs).hit(two, "alice")) == (True, True)
+    answers = [(cls(ours).hit(two, "alice"), cls(theirs).hit(two, "alice")) for cls in STRATEGIES[::2]]
+    assert answers == [(True, True), (True, True)]
 
 
 def test_a_pickled_copy_keeps_the_counts(clock: FakeClock) -> None:
@@ -265,20 +262,20 @@ def test_never_more_than_the_limit_in_any_window(steps: list[tuple[float, int]],
 # -- concurrency --------------------------------------------------------------------------------------------
 
 
-def _together(target: Callable[[], None], n: int = 100) -> None:
-    """Run ``target`` in ``n`` threads released at once."""
-    start = threading.Barrier(n)
-    threads = [threading.Thread(target=lambda: (start.wait(), target())) for _ in range(n)]
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_100_threads_against_5_a_minute(strategy: type[MovingWindowRateLimiter]) -> None:
+    limiter, five, admitted = strategy(LazyMemoryStorage()), RateLimitItemPerMinute(5), []
+    start = threading.Barrier(100)
+
+    def hit() -> None:
+        start.wait()
+        admitted.append(limiter.hit(five, "alice"))
+
+    threads = [threading.Thread(target=hit) for _ in range(100)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-
-
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_100_threads_against_5_a_minute(strategy: type[MovingWindowRateLimiter]) -> None:
-    limiter, five, admitted = strategy(LazyMemoryStorage()), RateLimitItemPerMinute(5), []
-    _together(lambda: admitted.append(limiter.hit(five, "alice")))
     assert admitted.count(True) == 5 and len(admitted) == 100
 
 
@@ -382,13 +379,21 @@ def test_10000_idle_principals_are_freed_by_the_calls_of_others(clock: FakeClock
 
 def test_an_explicit_sweep_frees_everything_expired(clock: FakeClock) -> None:
     storage = LazyMemoryStorage(clock=clock)
-    for i in range(10_000):
-        _three_buckets(storage, f"user-{i}")
-    clock.advance(60.5)
-    assert storage.sweep() == 20_000  # the moving windows and the fixed windows; sliding counters live 2 minutes
-    clock.advance(60)
-    assert storage.sweep() == 10_000
-    assert len(storage) == 0
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        for i in range(10_000):
+            _three_buckets(storage, f"user-{i}")
+        busy = tracemalloc.get_traced_memory()[0] - baseline
+        clock.advance(60.5)
+        assert storage.sweep() == 20_000  # the moving and the fixed windows; sliding counters live 2 minutes
+        clock.advance(60)
+        assert storage.sweep() == 10_000
+        assert len(storage) == 0
+        gc.collect()
+        assert tracemalloc.get_traced_memory()[0] - baseline < busy / 20  # the tables shrank too
+    finally:
+        tracemalloc.stop()
     _three_buckets(storage, "user-0")  # a key freed and made again counts from zero
     stats = MovingWindowRateLimiter(storage).get_window_stats(RateLimitItemPerMinute(10**6), "rpm", "user-0")
     assert stats == (clock.now + 60, 10**6 - 1)

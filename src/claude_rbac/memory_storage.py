@@ -43,6 +43,8 @@ SWEEP_INTERVAL = 1.0
 """Seconds between two sweeps while the sweep keeps up with what expires."""
 SWEEP_BATCH = 64
 """Queue entries one sweep looks at, at most: the bound on what one call pays for expiry."""
+COMPACT_BELOW = 4096
+"""A table rebuilt after most of its keys were freed holds at most this many keys (so the copy stays cheap)."""
 
 
 class _Counter:
@@ -101,6 +103,8 @@ class LazyMemoryStorage(Storage, MovingWindowSupport, SlidingWindowCounterSuppor
         self._queue: list[tuple[float, bool, str]] = []
         """(deadline, is a window, key): one entry per key held, plus stale ones of keys since dropped."""
         self._next_sweep = -inf
+        self._freed = [0, 0]
+        """Keys freed from the counters and from the windows since each table was last rebuilt."""
         _LIVE.add(self)
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
 
@@ -154,10 +158,21 @@ class LazyMemoryStorage(Storage, MovingWindowSupport, SlidingWindowCounterSuppor
             if expired:
                 del table[key]
                 freed += 1
+                self._freed[is_window] += 1
             else:
                 record.queued = due
                 heapq.heappush(queue, (due, is_window, key))
+        if freed:
+            self._compact()
         return freed
+
+    def _compact(self) -> None:
+        """Rebuild a table that now holds a small part of what it held: a dict keeps its size when keys go."""
+        freed, counters, windows = self._freed, len(self._counters), len(self._windows)
+        if counters <= COMPACT_BELOW and freed[False] > 4 * counters + 1024:
+            self._counters, freed[False] = dict(self._counters), 0
+        if windows <= COMPACT_BELOW and freed[True] > 4 * windows + 1024:
+            self._windows, freed[True] = dict(self._windows), 0
 
     def sweep(self) -> int:
         """Free every key expired by now, however many (tests and maintenance); the number of keys freed."""
@@ -224,9 +239,8 @@ class LazyMemoryStorage(Storage, MovingWindowSupport, SlidingWindowCounterSuppor
     def reset(self) -> int | None:
         with self._lock:
             held = max(len(self._counters), len(self._windows))
-            self._counters.clear()
-            self._windows.clear()
-            self._queue.clear()
+            self._queue = []
+            self._counters, self._windows, self._freed = {}, {}, [0, 0]
             self._next_sweep = -inf
             return held
 
