@@ -189,6 +189,7 @@ class LazyMemoryStorage(Storage, MovingWindowSupport, SlidingWindowCounterSuppor
         counter = self._counters.get(key)
         if counter is not None and counter.expires_at <= now:
             del self._counters[key]
+            self._freed[False] += 1
             return None
         return counter
 
