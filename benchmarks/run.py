@@ -19,6 +19,7 @@ from benchmarks import (
     bench_django,
     bench_fastapi,
     bench_flask,
+    bench_memory,
     bench_redis,
     bench_starlette,
     bench_wire,
@@ -159,6 +160,11 @@ def _with_fake_claude(report: Report, rounds: int) -> None:
         report.target("Redis round trips per governed call", "1", f"{worst:.2f} (RPM + TPM + budget)", worst <= 1.0)
 
 
+def _memory_storage(report: Report, quick: bool) -> None:
+    """memory:// on limits' MemoryStorage against ours: per hit and per call at 1,000 and 100,000 users, and memory."""
+    report.sections += [bench_memory.speed(*((1, 1.0) if quick else (3, 2.0))), bench_memory.memory()]
+
+
 def _machine() -> str:
     cpu = "unknown CPU"
     with open("/proc/cpuinfo") as fh:
@@ -225,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     steps: list[tuple[str, Callable[[], object]]] = [
         ("in-process", lambda: _in_process(report, rounds)),
         ("FakeClaude and Redis", lambda: _with_fake_claude(report, rounds)),
+        ("memory storage", lambda: _memory_storage(report, args.quick)),
     ]
     for name, step in steps:
         print(f"measuring: {name}", file=sys.stderr)

@@ -4,12 +4,14 @@
 """
 
 from ._buckets import Bucket, BucketKind, Reservation, Strategy, plan_buckets
+from ._memory import LazyMemoryStorage
 from ._quota import Quota, StorageFailure
 from ._storage import async_storage_uri
 from ._workers import detect_workers, warn_if_memory_in_many_workers
 
 __all__ = [
     "Bucket",
+    "LazyMemoryStorage",
     "BucketKind",
     "Quota",
     "Reservation",

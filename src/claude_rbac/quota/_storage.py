@@ -13,6 +13,7 @@ from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 
 from ..errors import PolicyError, PolicyProblem
+from ._memory import LazyMemoryStorage
 
 __all__ = [
     "ASYNC_MAX_CONNECTIONS",
@@ -116,6 +117,9 @@ def build_storage(uri: str, options: dict[str, Any]) -> Any:
     """The ``limits`` storage for ``uri``. A Redis URI without redis-py is an ``ImportError`` naming the extra;
     a URI ``limits`` cannot use is a :class:`~claude_rbac.PolicyError` naming its scheme (never the URI)."""
     require_backend(uri)
+    if scheme_of(uri) == "memory":
+        # Our threadless storage, built directly: limits' scheme registry stays untouched for other users.
+        return LazyMemoryStorage(uri, **options)
     try:
         return storage_from_string(uri, **options)
     except ConfigurationError as exc:
