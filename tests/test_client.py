@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -90,11 +91,13 @@ class TestMessagesCreate:
         assert info.value.status_code == 401
         assert fake_claude.requests == []
 
-    @pytest.mark.parametrize("max_tokens", [0, -1, 1.5, True, 10**12])
-    def test_bad_max_tokens(self, make: Make, fake_claude: FakeClaude, max_tokens: Any) -> None:
+    @pytest.mark.parametrize("stream", [True, False])
+    @pytest.mark.parametrize("max_tokens", [0, -1, 1.5, True, 10**12, "100", None, 100_000.0])
+    def test_bad_max_tokens(self, make: Make, fake_claude: FakeClaude, max_tokens: Any, stream: bool) -> None:
+        # Non-streaming too: the SDK's own long-request arithmetic used to turn a string into a TypeError (a 500).
         client = make().client(ALICE)
-        with pytest.raises(ValueError, match="max_tokens"):
-            client.messages.create(model="claude-haiku-4-5", max_tokens=max_tokens, messages=MESSAGES, stream=True)
+        with pytest.raises(InvalidRequest, match="max_tokens"):
+            client.messages.create(model="claude-haiku-4-5", max_tokens=max_tokens, messages=MESSAGES, stream=stream)
         assert fake_claude.requests == []
 
     def test_missing_max_tokens(self, make: Make, fake_claude: FakeClaude) -> None:
@@ -390,3 +393,31 @@ class TestConstruction:
         default = make()
         assert default.has_role(BOB, "user")
         assert not default.has_role(ALICE, "power")
+
+
+def test_an_unknown_role_is_refused_with_its_own_reason_and_logged_once_per_name(
+    make: Make, fake_claude: FakeClaude, caplog: pytest.LogCaptureFixture
+) -> None:
+    rbac = make()
+    with caplog.at_level(logging.WARNING, logger="claude_rbac"):
+        for principal in (
+            Principal("a", "ghost"),
+            Principal("b", "ghost"),
+            Principal("c", "admn"),
+            Principal("a", "ghost"),
+        ):
+            with pytest.raises(AccessDenied) as info:
+                rbac.client(principal).messages.create(model="claude-haiku-4-5", max_tokens=10, messages=MESSAGES)
+            assert info.value.reason == "unknown_role"
+            assert info.value.message == f"Role {principal.role!r} is not in the policy."
+    warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warned) == 2  # one per role name, however many calls
+    assert "'ghost'" in warned[0] and "'admn'" in warned[1]
+    assert fake_claude.requests == []
+
+
+def test_an_ungoverned_endpoint_says_so(make: Make, fake_claude: FakeClaude) -> None:
+    with pytest.raises(AccessDenied) as info:
+        make().client(ALICE).models.list()
+    assert info.value.reason == "endpoint_not_allowed"
+    assert info.value.message == "This client may only call the Messages API, not GET /v1/models."

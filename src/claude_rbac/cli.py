@@ -8,18 +8,56 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from collections.abc import Sequence
+
+import anthropic
+from anthropic.types import Model
 
 from ._version import __version__
 from .enforcement import KeyRing
 from .errors import PolicyError
-from .policy import ModelMatcher, Policy, Principal
+from .policy import (
+    NONSTREAMING_MAX_TOKENS,
+    UNRESTRICTED,
+    CallPlan,
+    ModelMatcher,
+    Policy,
+    Principal,
+    plan_call,
+)
 
 __all__ = ["main"]
 
 
 def _load(path: str) -> Policy:
     return Policy.from_file(path)
+
+
+def known_model_ids() -> frozenset[str]:
+    """The model ids the installed anthropic SDK knows (its ``Model`` type's literals)."""
+    found: set[str] = set()
+
+    def walk(annotation: object) -> None:
+        for argument in typing.get_args(annotation):
+            if typing.get_origin(argument) is typing.Literal:
+                found.update(value for value in typing.get_args(argument) if isinstance(value, str))
+            elif argument is not str:
+                walk(argument)
+
+    walk(Model)
+    return frozenset(found)
+
+
+def _unmatched_patterns(policy: Policy) -> list[tuple[str, str]]:
+    """(role, pattern) for each pattern of a role's own that matches none of the SDK's known model ids."""
+    known = known_model_ids()
+    return [
+        (name, pattern)
+        for name, role in policy.roles.items()
+        for pattern in role.own_models
+        if not any(ModelMatcher([pattern])(model) for model in known)
+    ]
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -30,6 +68,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"error: {problem}", file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) in {args.policy}", file=sys.stderr)
         return 1
+    for role, pattern in _unmatched_patterns(policy):
+        print(
+            f"warning: {args.policy}: roles.{role}.models: {pattern!r} matches none of the model ids the installed"
+            f" anthropic SDK ({anthropic.__version__}) knows; a typo, or a model newer than the SDK?",
+            file=sys.stderr,
+        )
     roles = ", ".join(policy.roles) or "(none: everything is denied)"
     print(f"{args.policy}: OK, {len(policy.roles)} role(s): {roles}")
     return 0
@@ -45,28 +89,44 @@ def _granting_rules(policy: Policy, role_name: str, model: str) -> list[str]:
     return rules
 
 
+def explain_call(policy: Policy, role: str, *, model: str, max_tokens: int | None, stream: bool = False) -> CallPlan:
+    """What the governed client would make of ``messages.create(model=..., max_tokens=...)`` by ``role``:
+    the runtime's own :func:`~claude_rbac.policy.plan_call`, on the request the SDK would send."""
+    known = policy.role(role)
+    asked = max_tokens if max_tokens is not None else (known.max_tokens if known and known.max_tokens else 1)
+    body: dict[str, object] = {"model": model, "max_tokens": asked, "messages": [{"role": "user", "content": "?"}]}
+    if stream:
+        body["stream"] = True
+    return plan_call(
+        policy,
+        Principal("explain", role),
+        UNRESTRICTED,
+        "POST",
+        "/v1/messages",
+        body,
+        count_tokens=False,
+        nonstreaming_limit=None if stream else NONSTREAMING_MAX_TOKENS,
+    )
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     try:
         policy = _load(args.policy)
     except PolicyError as exc:
         print(f"error: the policy is invalid:\n{exc}", file=sys.stderr)
         return 1
-    if args.role not in policy.roles:
-        print(f"denied: role {args.role!r} is not in {args.policy} (roles: {', '.join(policy.roles)})")
-        return 1
-    try:
-        decision = policy.decide(
-            Principal("explain", args.role),
-            model=args.model,
-            **({"max_tokens": args.max_tokens} if args.max_tokens is not None else {}),
-        )
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    decision = explain_call(
+        policy, args.role, model=args.model, max_tokens=args.max_tokens, stream=args.stream
+    ).decision
+    if decision.reason == "invalid_request":
+        print(f"error: {decision.message}", file=sys.stderr)
         return 2
-    role = policy.roles[args.role]
-    if not decision.allowed:
+    role = policy.role(args.role)
+    if role is None or not decision.allowed:
         print(f"denied ({decision.reason}): {decision.message}")
-        if decision.reason == "api_access_not_allowed":
+        if role is None:
+            print(f"  rule: {args.policy} has no role {args.role!r} (roles: {', '.join(policy.roles)})")
+        elif decision.reason == "api_access_not_allowed":
             print(f"  rule: roles.{args.role}.allowed is false" if role.models else "  rule: the role grants no model")
         elif decision.reason == "model_not_allowed":
             print(f"  rule: no pattern of roles.{args.role}.models (with inherited ones) matches {args.model!r}")
@@ -139,7 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-tokens",
         type=int,
         dest="max_tokens",
-        help="the max_tokens it asks for (without it, only the model is checked)",
+        help="the max_tokens it asks for (without it, the role's cap: only the model is checked)",
+    )
+    explain.add_argument(
+        "--stream",
+        action="store_true",
+        help="a streaming call (without it, a non-streaming call, for which the SDK refuses a max_tokens that"
+        " could take longer than 10 minutes)",
     )
     explain.set_defaults(run=cmd_explain)
 

@@ -89,7 +89,7 @@ def parse_body(raw: bytes, content_type: str) -> dict[str, Any]:
 def chat_arguments(body: Mapping[str, Any], model: str, max_tokens: int) -> dict[str, Any]:
     return {
         "model": body.get("model") or model,
-        "max_tokens": body.get("max_tokens") or max_tokens,
+        "max_tokens": body.get("max_tokens", max_tokens),
         "messages": [{"role": "user", "content": str(body.get("prompt") or "hi")}],
     }
 
