@@ -13,7 +13,7 @@ import uvicorn
 
 from claude_rbac.testing import FakeClaude
 
-from .project import HAIKU, SONNET
+from .project import HAIKU, SONNET, USERS
 from .support import login
 
 
@@ -52,7 +52,7 @@ def client_for(url: str, user: Any = None, **cookies: str) -> httpx.Client:
 
 
 def test_guarded_views_under_uvicorn(asgi_server: str, make_user: Any, fake_claude: FakeClaude) -> None:
-    user = make_user(groups=["user"])
+    user = make_user(groups=[USERS])
     power = make_user(role="power")
     with client_for(asgi_server, role="admin") as anonymous_client:
         anonymous = anonymous_client.post("/api/achat", json={"prompt": "hi"})

@@ -14,7 +14,7 @@ from django.test import AsyncClient
 
 from claude_rbac.testing import FakeClaude
 
-from .project import HAIKU, OPUS, SONNET
+from .project import HAIKU, OPUS, SONNET, USERS, VIEWERS
 from .support import aclose_clients, login
 
 T = TypeVar("T")
@@ -46,7 +46,7 @@ async def signed_in(user: Any) -> AsyncClient:
 
 
 def test_async_view_gets_the_async_client(client: Any, make_user: Any, fake_claude: FakeClaude) -> None:
-    user = make_user(groups=["user"])
+    user = make_user(groups=[USERS])
 
     async def scenario() -> Any:
         return await apost(await signed_in(user), "/api/achat", prompt="hi async")
@@ -59,7 +59,7 @@ def test_async_view_gets_the_async_client(client: Any, make_user: Any, fake_clau
 
 
 def test_async_view_denials(client: Any, make_user: Any, fake_claude: FakeClaude) -> None:
-    viewer = make_user(groups=["viewer"])
+    viewer = make_user(groups=[VIEWERS])
     user = make_user(role="user")
 
     async def scenario() -> list[Any]:
