@@ -67,6 +67,7 @@ def _configure() -> None:
             "API_KEY": "benchmarks.bench_django.api_key",
             "BASE_URL": "http://127.0.0.1:9",
             "PRINCIPAL_LOADER": "benchmarks.bench_django.principal",
+            "GROUP_ROLES": {"user": "user"},  # the default resolver grants only the groups mapped here
         },
     )
     django.setup()

@@ -25,7 +25,12 @@ MIDDLEWARE = [
 SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 DATABASES: dict[str, dict[str, str]] = {}
 USE_TZ = True
+# DJANGO_DEBUG=1 turns on Django's error page: keep the policy (CLAUDE_RBAC) out of it (check claude_rbac.W008).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "claude_rbac.integrations.django.ExceptionReporterFilter"
 
+# The demo has no database, so its users are not Django users: its own loader maps each username to a role
+# explicitly, on the server. An app on django.contrib.auth drops PRINCIPAL_LOADER and maps the groups it trusts,
+# e.g. "GROUP_ROLES": {"Support staff": "user", "Research": "power"}: no group name grants a role by itself.
 CLAUDE_RBAC = {
     "POLICY": os.environ.get("CLAUDE_RBAC_POLICY") or common.DEFAULT_POLICY,
     "STORAGE": os.environ.get("CLAUDE_RBAC_STORAGE") or "memory://",

@@ -12,7 +12,7 @@ from django.views import View
 from django.views.decorators.http import require_GET, require_POST
 
 from claude_rbac import InvalidRequest, NotAuthenticated, Principal
-from claude_rbac.integrations.django import RoleRequiredMixin, get_rbac, requires_role
+from claude_rbac.integrations.django import RoleRequiredMixin, get_principal, get_rbac, requires_role
 from examples.common import DEMO_USERS, role_of
 
 from .pages import ADMIN_PAGE, INDEX_PAGE
@@ -83,7 +83,7 @@ def logout(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def me(request: HttpRequest) -> JsonResponse:
-    principal = request.principal
+    principal = get_principal(request)  # request.principal is lazy (like request.user): never `is None`
     if principal is None:
         return JsonResponse({"user": None, "role": None, "rate_limits": []})
     limits = get_rbac().rate_limits(principal)

@@ -47,15 +47,22 @@ def claude_settings(fake_claude: FakeClaude) -> Iterator[Callable[..., Any]]:
 
 @pytest.fixture
 def make_user(_django_project: None) -> Iterator[Callable[..., Any]]:
-    """Create a user (deleted after the test): ``make_user(role="power")``, ``make_user(groups=["user"])``."""
+    """Create a user (deleted after the test): ``make_user(role="power")``, ``make_user(groups=[USERS])``.
+
+    ``role`` is the Claude role field (``ROLE_ATTRIBUTE``); ``app_role`` the app's own ``role`` field.
+    """
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
     created: list[Any] = []
 
-    def make(*, role: str = "", groups: tuple[str, ...] | list[str] = (), superuser: bool = False) -> Any:
+    def make(
+        *, role: str = "", app_role: str = "", groups: tuple[str, ...] | list[str] = (), superuser: bool = False
+    ) -> Any:
         model = get_user_model()
-        user = model.objects.create_user(username=f"u-{uuid.uuid4().hex[:10]}", role=role, is_superuser=superuser)
+        user = model.objects.create_user(
+            username=f"u-{uuid.uuid4().hex[:10]}", claude_role=role, role=app_role, is_superuser=superuser
+        )
         for name in groups:
             group, _ = Group.objects.get_or_create(name=name)
             user.groups.add(group)

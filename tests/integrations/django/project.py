@@ -22,7 +22,15 @@ INSTALLED_APPS = [
     "claude_rbac.integrations.django",
     "tests.integrations.django.testapp",
 ]
-BASE_CLAUDE_RBAC = {"API_KEY": "tests.integrations.django.project.api_key", "STORAGE": "memory://"}
+VIEWERS, USERS, POWER_USERS, ADMINS = "Readers", "Support staff", "Research", "Claude admins"
+GROUP_ROLES = {VIEWERS: "viewer", USERS: "user", POWER_USERS: "power", ADMINS: "admin"}
+"""The groups the tests' settings trust, each mapped to a role: a group named like a role grants nothing."""
+BASE_CLAUDE_RBAC = {
+    "API_KEY": "tests.integrations.django.project.api_key",
+    "STORAGE": "memory://",
+    "ROLE_ATTRIBUTE": "claude_role",
+    "GROUP_ROLES": GROUP_ROLES,
+}
 
 
 def api_key() -> str:

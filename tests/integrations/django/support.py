@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -12,6 +13,19 @@ def login(user: Any) -> Any:
     client = Client()
     client.force_login(user)
     return client
+
+
+def post(client: Any, url: str, **body: Any) -> Any:
+    """POST ``body`` as JSON with Django's test client."""
+    return client.post(url, data=json.dumps(body), content_type="application/json")
+
+
+def error_of(response: Any) -> dict[str, Any]:
+    """The ``error`` object of an Anthropic-shaped JSON error response."""
+    assert response["content-type"] == "application/json"
+    body = response.json()
+    assert body["type"] == "error"
+    return dict(body["error"])
 
 
 def _current_rbac() -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import uvicorn
 
 from claude_rbac.testing import FakeClaude
 
-from .project import HAIKU, SONNET
+from .project import HAIKU, SONNET, USERS
 from .support import login
 
 
@@ -52,7 +53,7 @@ def client_for(url: str, user: Any = None, **cookies: str) -> httpx.Client:
 
 
 def test_guarded_views_under_uvicorn(asgi_server: str, make_user: Any, fake_claude: FakeClaude) -> None:
-    user = make_user(groups=["user"])
+    user = make_user(groups=[USERS])
     power = make_user(role="power")
     with client_for(asgi_server, role="admin") as anonymous_client:
         anonymous = anonymous_client.post("/api/achat", json={"prompt": "hi"})
@@ -76,3 +77,37 @@ def test_guarded_views_under_uvicorn(asgi_server: str, make_user: Any, fake_clau
         (HAIKU, "sync"),
         (SONNET, "Hello"),
     ]
+
+
+def test_class_views_guard_under_uvicorn(asgi_server: str, make_user: Any) -> None:
+    """The mixin after View, and method_decorator on an async view's dispatch: 401/200, never 500 or an open door."""
+    admin = make_user(role="admin")
+    urls = ["/cbv/view-first", "/cbv/async-view-first", "/cbv/async-dispatch"]
+    with client_for(asgi_server) as anonymous:
+        refused = [anonymous.get(url) for url in urls]
+    with client_for(asgi_server, admin) as admin_client:
+        allowed = [admin_client.get(url) for url in urls]
+    assert [(r.status_code, r.json()["error"]["error_code"]) for r in refused] == [(401, "unauthenticated")] * 3
+    assert [(r.status_code, r.text) for r in allowed] == [(200, f"admin data for {admin.pk}")] * 3
+
+
+HANG_SECONDS = 30.0
+LOADED: list[str] = []
+
+
+async def hanging_loader(request: Any) -> Any:
+    """An ``async def`` loader whose identity service hangs (far longer than any test runs)."""
+    LOADED.append(request.path)
+    await asyncio.sleep(HANG_SECONDS)
+    return None
+
+
+def test_the_loader_timeout_bounds_the_request_under_uvicorn(asgi_server: str, claude_settings: Any) -> None:
+    claude_settings(PRINCIPAL_LOADER=f"{__name__}.hanging_loader", PRINCIPAL_LOADER_TIMEOUT=0.5)
+    LOADED.clear()
+    with httpx.Client(base_url=asgi_server, timeout=8) as http:  # far below HANG_SECONDS: no answer fails the test
+        unguarded = [http.get("/apage"), http.get("/page"), http.get("/no/such/page")]
+        guarded = [http.get("/admin"), http.post("/api/achat", json={"prompt": "hi"})]
+    assert [response.status_code for response in unguarded] == [200, 200, 404]
+    assert [(r.status_code, r.json()["error"]["error_code"]) for r in guarded] == [(401, "unauthenticated")] * 2
+    assert LOADED == ["/admin", "/api/achat"]  # the unguarded pages and the 404 never called it

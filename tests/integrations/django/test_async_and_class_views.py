@@ -14,7 +14,7 @@ from django.test import AsyncClient
 
 from claude_rbac.testing import FakeClaude
 
-from .project import HAIKU, OPUS, SONNET
+from .project import HAIKU, OPUS, SONNET, USERS, VIEWERS
 from .support import aclose_clients, login
 
 T = TypeVar("T")
@@ -46,7 +46,7 @@ async def signed_in(user: Any) -> AsyncClient:
 
 
 def test_async_view_gets_the_async_client(client: Any, make_user: Any, fake_claude: FakeClaude) -> None:
-    user = make_user(groups=["user"])
+    user = make_user(groups=[USERS])
 
     async def scenario() -> Any:
         return await apost(await signed_in(user), "/api/achat", prompt="hi async")
@@ -59,7 +59,7 @@ def test_async_view_gets_the_async_client(client: Any, make_user: Any, fake_clau
 
 
 def test_async_view_denials(client: Any, make_user: Any, fake_claude: FakeClaude) -> None:
-    viewer = make_user(groups=["viewer"])
+    viewer = make_user(groups=[VIEWERS])
     user = make_user(role="user")
 
     async def scenario() -> list[Any]:
@@ -209,3 +209,60 @@ def test_the_middleware_runs_in_either_mode_without_an_adapter(
         WSGIHandler()
         ASGIHandler()  # Django logs "... handler adapted for middleware ..." for every adapter it adds
     assert not [record for record in caplog.records if "adapted" in record.getMessage()]
+
+
+# -- RoleRequiredMixin in either order of the bases; method_decorator on an async view's dispatch ---------
+
+
+def decisions(span_exporter: Any) -> list[Any]:
+    return [span for span in span_exporter.get_finished_spans() if span.name == "claude_rbac.authorize"]
+
+
+@pytest.mark.parametrize("url", ["/cbv/mixin-first", "/cbv/view-first"])
+def test_role_required_mixin_guards_in_either_order(client: Any, make_user: Any, span_exporter: Any, url: str) -> None:
+    anonymous = client.get(url)
+    assert (anonymous.status_code, anonymous.json()["error"]["error_code"]) == (401, "unauthenticated")
+    assert login(make_user(role="power")).get(url).status_code == 403
+    span_exporter.clear()
+    admin = make_user(role="admin")
+    response = login(admin).get(url)
+    assert (response.status_code, response.content) == (200, f"admin data for {admin.pk}".encode())
+    assert len(decisions(span_exporter)) == 1  # guarded once, not once per way in
+
+
+@pytest.mark.parametrize("url", ["/cbv/async-mixin-first", "/cbv/async-view-first", "/cbv/async-dispatch"])
+def test_async_class_views_answer_denials_not_500(client: Any, make_user: Any, url: str) -> None:
+    power, admin = make_user(role="power"), make_user(role="admin")
+
+    async def scenario() -> list[Any]:
+        return [
+            await AsyncClient().get(url),
+            await (await signed_in(power)).get(url),
+            await (await signed_in(admin)).get(url),
+        ]
+
+    anonymous, denied, allowed = run(scenario)
+    assert (anonymous.status_code, anonymous.json()["error"]["error_code"]) == (401, "unauthenticated")
+    assert (denied.status_code, denied.json()["error"]["error_code"]) == (403, "role_insufficient")
+    assert (allowed.status_code, allowed.content) == (200, f"admin data for {admin.pk}".encode())
+
+
+def test_a_view_first_class_with_its_own_dispatch_and_subclasses(client: Any, make_user: Any) -> None:
+    from .views import ViewFirstWithItsOwnDispatch
+
+    ViewFirstWithItsOwnDispatch.seen.clear()
+    assert client.get("/cbv/own-dispatch").status_code == 401
+    assert login(make_user(role="power")).get("/cbv/own-dispatch").status_code == 403
+    admin = make_user(role="admin")
+    assert login(admin).get("/cbv/own-dispatch").status_code == 200
+    assert ViewFirstWithItsOwnDispatch.seen == [str(admin.pk)]  # its dispatch ran after the guard, once
+    assert client.get("/cbv/power-subclass").status_code == 401
+    assert login(make_user(role="user")).get("/cbv/power-subclass").status_code == 403
+    assert login(make_user(role="power")).get("/cbv/power-subclass").status_code == 200  # the subclass's role
+
+
+def test_access_mixins_before_it_keep_their_order(client: Any, make_user: Any) -> None:
+    redirected = client.get("/cbv/login-then-role")  # LoginRequiredMixin answers first, as the bases say
+    assert (redirected.status_code, redirected["Location"]) == (302, "/accounts/login/?next=/cbv/login-then-role")
+    assert login(make_user(role="power")).get("/cbv/login-then-role").status_code == 403
+    assert login(make_user(role="admin")).get("/cbv/login-then-role").status_code == 200

@@ -42,9 +42,11 @@ def test_a_sound_project_passes_manage_py_check(claude_settings: Any, capsys: py
     ("setting", "needle"),
     [
         ({"POLCY": "rbac.toml"}, "unknown key 'POLCY'"),
-        ({"ROLES_FROM_GROUPS": "yes"}, "['ROLES_FROM_GROUPS'] must be True or False, got str"),
+        ({"GROUP_ROLES": None, "ROLES_FROM_GROUPS": "yes"}, "['ROLES_FROM_GROUPS'] must be True or False, got str"),
         ({"SUPERUSER_ROLE": 1}, "['SUPERUSER_ROLE'] must be a role name, got int"),
         ({"STORAGE": "localhost:6379"}, "['STORAGE'] must be a limits storage URI"),
+        ({"STORAGE": "memroy://"}, "['STORAGE'] has the unknown storage scheme 'memroy'"),
+        ({"STORAGE": "redis+sentinal://:pw@host:26379/main"}, "unknown storage scheme 'redis+sentinal'"),
         ({"PRINCIPAL_LOADER": "myproject.nowhere.resolve"}, "['PRINCIPAL_LOADER'] cannot be imported"),
         ({"PRINCIPAL_LOADER": 42}, "['PRINCIPAL_LOADER'] must be a dotted path to a function"),
         ({"API_KEY": "sk-ant-api03-abcdefghijklmnop"}, "looks like an API key"),
@@ -134,8 +136,8 @@ def test_e007_authentication_missing_with_the_default_resolver(claude_settings: 
 @pytest.mark.parametrize(
     ("argv", "environ", "expected"),
     [
-        (["pytest"], {"WEB_CONCURRENCY": "4"}, "runs 4 worker processes (--workers"),
-        (["/srv/venv/bin/gunicorn", "-w", "3", "proj.wsgi"], {}, "runs 3 worker processes under gunicorn"),
+        (["pytest"], {"WEB_CONCURRENCY": "4"}, "runs 4 worker processes (WEB_CONCURRENCY)"),
+        (["/srv/venv/bin/gunicorn", "-w", "3", "proj.wsgi"], {}, "3 worker processes under gunicorn (--workers on"),
         (["/srv/venv/bin/gunicorn", "--workers=5", "proj.wsgi"], {}, "runs 5 worker processes under gunicorn"),
         (["/srv/venv/bin/gunicorn", "proj.wsgi"], {"GUNICORN_CMD_ARGS": "--bind :80 -w 2"}, "2 worker processes"),
         (["uvicorn", "proj.asgi:application", "--workers", "8"], {}, "runs 8 worker processes under uvicorn"),
@@ -153,6 +155,41 @@ def test_w001_memory_storage_in_a_multi_process_deployment(
     assert expected in message.msg
     assert "Each process keeps its own counters" in message.msg
     assert "redis://" in message.hint
+    assert "it cannot see replicas started by a process manager" in message.hint
+
+
+@pytest.fixture
+def deployment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """``manage.py check`` run in a project directory: no worker count in the environment."""
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    monkeypatch.delenv("GUNICORN_CMD_ARGS", raising=False)
+    monkeypatch.setattr("sys.argv", ["manage.py", "check"])
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_w001_reads_gunicorn_conf_py_where_gunicorn_would(
+    claude_settings: Any, deployment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert ids() == []
+    config = deployment / "gunicorn.conf.py"
+    config.write_text('bind = "0.0.0.0:8000"\nworkers = 3\n', encoding="utf-8")
+    assert f"runs 3 worker processes under gunicorn (workers = 3 in {config})" in the_one("claude_rbac.W001").msg
+    monkeypatch.setenv("WEB_CONCURRENCY", "1")  # gunicorn: the file wins over the environment's default
+    assert "runs 3 worker processes" in the_one("claude_rbac.W001").msg
+    monkeypatch.setenv("GUNICORN_CMD_ARGS", "--workers 1")  # ...and GUNICORN_CMD_ARGS over the file
+    assert ids() == []
+
+
+def test_w001_a_worker_count_computed_at_run_time(claude_settings: Any, deployment: Path) -> None:
+    (deployment / "deploy").mkdir()
+    config = deployment / "deploy" / "prod.py"
+    config.write_text("import multiprocessing\nworkers = multiprocessing.cpu_count() * 2 + 1\n", encoding="utf-8")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GUNICORN_CMD_ARGS", f"-c {config}")
+        message = the_one("claude_rbac.W001").msg
+    assert f"sets its worker count at run time (workers = multiprocessing.cpu_count() * 2 + 1 in {config})" in message
+    assert "multiplied by the number of processes" in message
 
 
 def test_w001_quiet_for_one_process_or_shared_storage(
@@ -192,6 +229,9 @@ def test_startup_refuses_a_misconfigured_project(claude_settings: Any, make_user
     claude_settings(SUPERUSER_ROLE="root")
     with pytest.raises(ImproperlyConfigured, match=r"claude_rbac\.E003"):
         login(user).get("/admin")
+    claude_settings(STORAGE="memroy://")  # a misspelt storage stops the app with its check id, not limits' error
+    with pytest.raises(ImproperlyConfigured, match=r"claude_rbac\.E001: .*unknown storage scheme 'memroy'"):
+        login(user).get("/admin")
 
 
 def test_startup_needs_an_api_key(claude_settings: Any, make_user: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -212,7 +252,7 @@ def test_silenced_checks_are_honoured(
         MIDDLEWARE=[SESSION_MIDDLEWARE, OUR_MIDDLEWARE, AUTH_MIDDLEWARE], SILENCED_SYSTEM_CHECKS=["claude_rbac.E005"]
     ):
         response = login(make_user(role="admin")).get("/admin")  # the app starts: E005 is silenced...
-    assert response.status_code == 401  # ...and fails closed: request.user is not there yet when we look
+    assert response.status_code == 200  # ...and the guard loads the principal lazily, after request.user is set
 
 
 def test_startup_warns_about_memory_storage_in_many_workers(

@@ -54,6 +54,9 @@ def docs_project(tmp_path: Path, fake_claude: FakeClaude, monkeypatch: pytest.Mo
 
 def test_the_settings_lines_extend_an_existing_project(docs_project: dict[str, Any]) -> None:
     assert docs_project["INSTALLED_APPS"][-1] == "claude_rbac.integrations.django"
+    assert (
+        docs_project["DEFAULT_EXCEPTION_REPORTER_FILTER"] == "claude_rbac.integrations.django.ExceptionReporterFilter"
+    )
     assert docs_project["MIDDLEWARE"] == [
         SESSION_MIDDLEWARE,
         AUTH_MIDDLEWARE,
@@ -62,8 +65,14 @@ def test_the_settings_lines_extend_an_existing_project(docs_project: dict[str, A
     assert [message.id for message in run_checks() if message.id.startswith("claude_rbac")] == []
 
 
+def group_of(docs_project: dict[str, Any], role: str) -> str:
+    """The group the docs' ``GROUP_ROLES`` maps to ``role``."""
+    return next(group for group, mapped in docs_project["CLAUDE_RBAC"]["GROUP_ROLES"].items() if mapped == role)
+
+
 def test_the_example_views_run(docs_project: dict[str, Any], make_user: Any, fake_claude: FakeClaude) -> None:
-    user, power, superuser = make_user(groups=["user"]), make_user(groups=["power"]), make_user(superuser=True)
+    user = make_user(groups=[group_of(docs_project, "user"), "admin"])  # a group named "admin" grants nothing
+    power, superuser = make_user(groups=[group_of(docs_project, "power")]), make_user(superuser=True)
     assert login(user).post("/chat", {"prompt": "hi"}).json()["text"].startswith("Hello from FakeClaude")
     assert login(user).post("/long", {"prompt": "hi"}).status_code == 403
     assert login(user).get("/usage").status_code == 403

@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from claude_rbac.testing import FakeClaude
 
-from .project import SONNET
+from .project import SONNET, USERS
 from .support import login
 
 
@@ -20,7 +20,7 @@ def spans(exporter: InMemorySpanExporter, name: str) -> list[Any]:
 def test_allowed_request_records_the_guard_and_the_call(
     client: Any, make_user: Any, fake_claude: FakeClaude, span_exporter: InMemorySpanExporter
 ) -> None:
-    user = make_user(groups=["user"])
+    user = make_user(groups=[USERS])
     response = login(user).post(
         "/api/chat", data=json.dumps({"prompt": "secret prompt"}), content_type="application/json"
     )

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import anthropic
+from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import HttpResponse, JsonResponse
 from django.utils.decorators import method_decorator
 from django.views import View
 
-from claude_rbac.integrations.django import RoleRequiredMixin, requires_role
+from claude_rbac.integrations.django import RoleRequiredMixin, get_principal, requires_role
 
 from .project import HAIKU, OPUS, SONNET
 
@@ -36,9 +37,40 @@ def _answer(request: Any, message: Any) -> JsonResponse:
     )
 
 
-def whoami(request: Any) -> JsonResponse:
-    principal = request.principal
+def unguarded_page(request: Any) -> HttpResponse:
+    return HttpResponse("no guard, no principal")
+
+
+async def aunguarded_page(request: Any) -> HttpResponse:
+    return HttpResponse("no guard, no principal")
+
+
+async def awhoami(request: Any) -> JsonResponse:
+    principal = await request.aprincipal()
     return JsonResponse({"principal": None if principal is None else [principal.id, principal.role]})
+
+
+async def async_view_reading_the_lazy_principal(request: Any) -> JsonResponse:
+    return JsonResponse({"role": request.principal.role})
+
+
+def is_none(request: Any) -> JsonResponse:
+    return JsonResponse({"lazy": request.principal == None, "value": get_principal(request) is None})  # noqa: E711
+
+
+@requires_role("viewer")
+@requires_role("user")
+def twice_guarded(request: Any) -> HttpResponse:
+    return HttpResponse("two guards")
+
+
+def broken(request: Any) -> HttpResponse:
+    raise RuntimeError("a bug in the app")
+
+
+def whoami(request: Any) -> JsonResponse:
+    principal = request.principal  # lazy, like request.user: loaded here, by the first use
+    return JsonResponse({"principal": [principal.id, principal.role] if principal else None})
 
 
 @requires_role("user")
@@ -119,6 +151,66 @@ class AsyncUserPost(View):
     async def post(self, request: Any) -> JsonResponse:
         claude = await request.aclaude()
         return _answer(request, await claude.messages.create(**_ask(request)))
+
+
+# -- the mixin in either order of the bases, and guards on an async view's dispatch -------------------
+
+
+class MixinFirst(RoleRequiredMixin, View):
+    required_role = "admin"
+
+    def get(self, request: Any) -> HttpResponse:
+        return HttpResponse(f"admin data for {request.principal.id}")
+
+
+class ViewFirst(View, RoleRequiredMixin):  # View.dispatch comes first in the MRO and never calls on
+    required_role = "admin"
+
+    def get(self, request: Any) -> HttpResponse:
+        return HttpResponse(f"admin data for {request.principal.id}")
+
+
+class AsyncMixinFirst(RoleRequiredMixin, View):
+    required_role = "admin"
+
+    async def get(self, request: Any) -> HttpResponse:
+        return HttpResponse(f"admin data for {(await request.aprincipal()).id}")
+
+
+class AsyncViewFirst(View, RoleRequiredMixin):
+    required_role = "admin"
+
+    async def get(self, request: Any) -> HttpResponse:
+        return HttpResponse(f"admin data for {(await request.aprincipal()).id}")
+
+
+class ViewFirstWithItsOwnDispatch(View, RoleRequiredMixin):
+    required_role = "admin"
+    seen: ClassVar[list[str]] = []
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        self.seen.append(request.principal.id)  # runs only once the guard let the request in
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request: Any) -> HttpResponse:
+        return HttpResponse("admin data")
+
+
+class PowerSubclassOfViewFirst(ViewFirst):
+    required_role = "power"
+
+
+class LoginThenRole(LoginRequiredMixin, RoleRequiredMixin, View):
+    required_role = "admin"
+
+    def get(self, request: Any) -> HttpResponse:
+        return HttpResponse("admin data")
+
+
+@method_decorator(requires_role("admin"), name="dispatch")
+class AsyncDispatch(View):
+    async def get(self, request: Any) -> HttpResponse:
+        return HttpResponse(f"admin data for {(await request.aprincipal()).id}")
 
 
 async def close_pools(request: Any) -> HttpResponse:

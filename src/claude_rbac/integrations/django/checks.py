@@ -1,16 +1,24 @@
 """System checks: ``manage.py check`` (and the app's startup) name exactly what is misconfigured.
 
 =================  ==========================================================================
-claude_rbac.E001   ``settings.CLAUDE_RBAC`` is malformed (unknown key, wrong type, bad import path)
+claude_rbac.E001   ``settings.CLAUDE_RBAC`` is malformed (unknown key, wrong type, bad import path,
+                   a storage URI whose scheme no ``limits`` storage has)
 claude_rbac.E002   the policy does not load (the message names the file, role and field)
-claude_rbac.E003   ``SUPERUSER_ROLE`` names a role the policy does not have
+claude_rbac.E003   ``SUPERUSER_ROLE`` or a ``GROUP_ROLES`` value names a role the policy does not have
 claude_rbac.E004   a ``requires_role``/``RoleRequiredMixin`` view names a role the policy lacks
 claude_rbac.E005   ``RBACMiddleware`` comes before ``AuthenticationMiddleware``
 claude_rbac.E006   ``RBACMiddleware`` is not in ``MIDDLEWARE``
 claude_rbac.E007   the default principal loader reads ``request.user``, but ``AuthenticationMiddleware`` is missing
+claude_rbac.E008   ``ROLE_ATTRIBUTE`` names an attribute the user model does not have
 claude_rbac.W001   ``memory://`` storage in a multi-process deployment: every process counts alone
 claude_rbac.W002   no Anthropic API key where the settings say it is
 claude_rbac.W003   a deprecated setting name (``PRINCIPAL_RESOLVER``...): the message names the new one
+claude_rbac.W004   ``ROLES_FROM_GROUPS`` (deprecated: a group's name granted the role of that name)
+claude_rbac.W005   a group named like a policy role grants nothing (``--database``/``migrate`` only)
+claude_rbac.W006   ``GROUP_ROLES`` names a group the database does not have (``--database``/``migrate`` only)
+claude_rbac.W007   the default loader has no role source: every signed-in user has no role
+claude_rbac.W008   Django's error reports would show ``settings.CLAUDE_RBAC``
+claude_rbac.I001   which user attribute ``ROLE_ATTRIBUTE`` reads roles from (``check --deploy``)
 =================  ==========================================================================
 """
 
@@ -25,11 +33,11 @@ from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-u
 from django.urls import URLPattern, URLResolver, get_resolver  # type: ignore[import-untyped]
 from django.utils.module_loading import import_string  # type: ignore[import-untyped]
 
-from ...policy import KeySource
-from ...quota import detect_workers
 from .._kernel import GUARD_ATTRIBUTE, Guard
-from .config import SETTING, describe
+from .config import SETTING
+from .deploy_checks import check_api_key, check_error_reports, check_storage
 from .guards import RoleRequiredMixin
+from .role_checks import check_groups, check_role_attribute, check_role_sources
 from .runtime import config_and_problems, on_reset
 
 __all__ = ["TAG", "register", "validate_at_startup"]
@@ -152,61 +160,27 @@ def check_views(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     return problems
 
 
-# -- deployment -----------------------------------------------------------------------------------
+ALL_CHECKS = (
+    check_settings,
+    check_middleware,
+    check_views,
+    check_role_sources,
+    check_groups,
+    check_storage,
+    check_api_key,
+    check_error_reports,
+)
 
 
-def check_storage(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    config = config_and_problems()[0]
-    if config is None or not config.storage.removeprefix("async+").startswith("memory://"):
-        return []
-    server, processes = detect_workers()
-    if processes <= 1:
-        return []
-    under = f" under {server}" if server else ""
-    return [
-        checks.Warning(
-            f"{SETTING}['STORAGE'] is memory:// but this deployment runs {processes} worker processes{under} "
-            "(--workers, GUNICORN_CMD_ARGS or WEB_CONCURRENCY). "
-            "Each process keeps its own counters, so every rpm/tpm/budget in the policy is multiplied by "
-            f"up to {processes}.",
-            hint="Use a shared storage such as 'redis://127.0.0.1:6379/0' (pip install 'claude-rbac[redis]'), "
-            "or silence claude_rbac.W001 if per-process limits are what you want.",
-            id="claude_rbac.W001",
-        )
-    ]
-
-
-def check_api_key(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    config = config_and_problems()[0]
-    if config is None:
-        return []
-    workspaces = config.policy.settings.workspaces
-    if workspaces:
-        service = config.options.get("service")
-        sources: list[tuple[str, object]] = [
-            (f"workspace {name!r}", ws.source_for(service)) for name, ws in workspaces.items()
-        ]
-    else:
-        sources = [(f"{SETTING}['API_KEY']", config.api_key)]
-    problems = []
-    for owner, source in sources:
-        if isinstance(source, KeySource) and source.read()[0] is None:
-            problems.append(
-                checks.Warning(
-                    f"No Anthropic API key for {owner}: {describe(source)} is missing or empty; the app won't start.",
-                    hint="Set it in the environment the server runs in.",
-                    id="claude_rbac.W002",
-                )
-            )
-    return problems
-
-
-ALL_CHECKS = (check_settings, check_middleware, check_views, check_storage, check_api_key)
+DEPLOY_CHECKS = (check_role_attribute,)
+"""``manage.py check --deploy`` only: what a deployment review should see, too chatty for every ``runserver``."""
 
 
 def register() -> None:
     for check in ALL_CHECKS:
         checks.register(check, TAG)
+    for check in DEPLOY_CHECKS:
+        checks.register(check, TAG, deploy=True)
 
 
 # -- startup --------------------------------------------------------------------------------------

@@ -11,13 +11,14 @@ import asyncio
 from typing import Any
 
 import anthropic
-from django.core.exceptions import SynchronousOnlyOperation  # type: ignore[import-untyped]
+from django.core.exceptions import ImproperlyConfigured, SynchronousOnlyOperation  # type: ignore[import-untyped]
 from django.http import HttpResponse  # type: ignore[import-untyped]
 
 from ...errors import RBACError
 from ...policy import Principal
 from .._kernel import NOT_ADMITTED, Admission
 from .._kernel import error_response as render_error
+from .principals import principal_of
 
 __all__ = [
     "ADMISSION_ATTRIBUTE",
@@ -123,6 +124,12 @@ def get_claude(request: Any) -> anthropic.Anthropic:
 
 
 def get_principal(request: Any) -> Principal | None:
-    """The principal the middleware resolved for this request (``request.principal`` is the same)."""
-    principal = getattr(request, "principal", None)
-    return principal if isinstance(principal, Principal) else None
+    """The request's signed-in :class:`~claude_rbac.Principal` or ``None``, loaded now if nobody asked yet.
+
+    The value behind the lazy ``request.principal`` (so ``get_principal(request) is None`` works); in async
+    code, ``await request.aprincipal()``. ``None`` as well when ``RBACMiddleware`` is not installed.
+    """
+    try:
+        return principal_of(request)
+    except ImproperlyConfigured:
+        return None

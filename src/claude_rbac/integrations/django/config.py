@@ -32,6 +32,8 @@ KEYS = (
     "PRINCIPAL_LOADER",
     "PRINCIPAL_LOADER_TIMEOUT",
     "RATE_LIMIT_HEADERS",
+    "GROUP_ROLES",
+    "ROLE_ATTRIBUTE",
     "ROLES_FROM_GROUPS",
     "SUPERUSER_ROLE",
     "API_KEY",
@@ -62,7 +64,10 @@ class Config:
     """Seconds an async loader may take before the request counts as signed out (``None`` waits)."""
     rate_limit_headers: RateLimitStyle | None = None
     """``"ietf"`` (``RateLimit-*``) or ``"x"`` (``X-RateLimit-*``) on guarded views: one more storage read."""
-    roles_from_groups: bool = True
+    group_roles: Mapping[str, str] = field(default_factory=dict)
+    """Django group name -> policy role; empty: no group grants anything."""
+    role_attribute: str | None = None
+    """The user attribute holding a policy role name; ``None``: no attribute is read."""
     superuser_role: str | None = None
     api_key: ApiKeySource = DEFAULT_API_KEY
     base_url: str | None = None
@@ -152,6 +157,92 @@ def _renamed(raw: Mapping[str, Any], problems: list[Any]) -> Mapping[str, Any]:
     return renamed
 
 
+def _check_storage(uri: str, problems: list[Any]) -> None:
+    """The URI's scheme is one a ``limits`` storage registers; the message names the scheme, never the URI."""
+    if "://" not in uri:
+        problems.append(_error(f"{_name('STORAGE')} must be a limits storage URI (scheme://...)."))
+        return
+    scheme = uri.split("://", 1)[0].lower()
+    known = storage_schemes()
+    if scheme not in known:
+        problems.append(
+            _error(
+                f"{_name('STORAGE')} has the unknown storage scheme {scheme!r}.",
+                f"Use one of: {', '.join(sorted(name for name in known if not name.startswith('async+')))}.",
+            )
+        )
+
+
+def storage_schemes() -> frozenset[str]:
+    """Every scheme a ``limits`` storage class declares (``STORAGE_SCHEME``), sync and async, custom ones too."""
+    import limits.aio.storage
+    import limits.storage
+
+    found: set[str] = set()
+    pending: list[type] = [limits.storage.Storage, limits.aio.storage.Storage]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        found.update(getattr(cls, "STORAGE_SCHEME", None) or ())
+    return frozenset(found)
+
+
+def _role_attribute(value: object, problems: list[Any]) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isidentifier():
+        return value
+    problems.append(_error(f"{_name('ROLE_ATTRIBUTE')} must be the name of a user attribute, such as 'claude_role'."))
+    return None
+
+
+def _check_roles(policy: Policy, named: Mapping[str, str], problems: list[Any]) -> None:
+    for where, role in named.items():
+        if role not in policy.roles:
+            problems.append(
+                checks.Error(
+                    f"{where} is {role!r}, a role the policy does not have.",
+                    hint=f"Roles in the policy: {', '.join(policy.roles)}.",
+                    id="claude_rbac.E003",
+                )
+            )
+
+
+def _group_roles(raw: Mapping[str, Any], policy: Policy | None, problems: list[Any]) -> dict[str, str]:
+    """``GROUP_ROLES``, or the deprecated ``ROLES_FROM_GROUPS`` read as "each group named like a role" (W004)."""
+    mapping = raw.get("GROUP_ROLES")
+    legacy = raw.get("ROLES_FROM_GROUPS")
+    if isinstance(legacy, bool):
+        problems.append(_legacy_groups_warning(legacy, mapping is not None))
+    if mapping is None:
+        return {role: role for role in policy.roles} if legacy is True and policy is not None else {}
+    if not isinstance(mapping, Mapping):
+        return {}  # _check_type reported it
+    if not all(isinstance(group, str) and group and isinstance(role, str) for group, role in mapping.items()):
+        problems.append(_error(f"{_name('GROUP_ROLES')} must map group names to role names (strings)."))
+        return {}
+    if policy is not None:
+        _check_roles(policy, {f"{_name('GROUP_ROLES')}[{group!r}]": role for group, role in mapping.items()}, problems)
+    return dict(mapping)
+
+
+def _legacy_groups_warning(legacy: bool, has_mapping: bool) -> Any:
+    if legacy and not has_mapping:
+        message = (
+            f"{_name('ROLES_FROM_GROUPS')} is deprecated: it gives each user the role named like one of their "
+            "Django groups, so anyone who may create or rename a group (a staff user, a customer naming a team) "
+            "can grant any role, admin included."
+        )
+    else:
+        message = f"{_name('ROLES_FROM_GROUPS')} is deprecated and ignored: groups grant only what GROUP_ROLES maps."
+    return checks.Warning(
+        message,
+        hint="Remove it and map the groups you trust explicitly: "
+        "GROUP_ROLES = {'Support staff': 'user', 'Claude admins': 'admin'}.",
+        id="claude_rbac.W004",
+    )
+
+
 def read_config(raw: object) -> tuple[Config | None, list[Any]]:
     """Validate the setting: the config when it is sound, and every problem found (check messages)."""
     if raw is None:
@@ -172,6 +263,7 @@ def read_config(raw: object) -> tuple[Config | None, list[Any]]:
         _check_type(raw, "STORAGE_OPTIONS", (Mapping,), "a dict", problems),
         _check_type(raw, "KEY_PREFIX", (str,), "a string", problems),
         _check_type(raw, "ROLES_FROM_GROUPS", (bool,), "True or False", problems),
+        _check_type(raw, "GROUP_ROLES", (Mapping,), "a dict of Django group name -> policy role", problems),
         _check_type(raw, "SUPERUSER_ROLE", (str,), "a role name", problems),
         _check_type(raw, "BASE_URL", (str,), "an http(s) URL", problems),
         _check_type(raw, "OPTIONS", (Mapping,), "a dict of RBAC() keyword arguments", problems),
@@ -181,8 +273,8 @@ def read_config(raw: object) -> tuple[Config | None, list[Any]]:
     if rate_headers not in (None, "ietf", "x"):
         problems.append(_error(f"{_name('RATE_LIMIT_HEADERS')} must be 'ietf', 'x' or None."))
     storage = raw.get("STORAGE") or "memory://"
-    if isinstance(storage, str) and "://" not in storage:
-        problems.append(_error(f"{_name('STORAGE')} must be a limits storage URI (scheme://...)."))
+    if isinstance(storage, str):
+        _check_storage(storage, problems)
     options = dict(raw.get("OPTIONS") or {})
     for name in options:
         if name not in OPTION_NAMES:
@@ -197,15 +289,11 @@ def read_config(raw: object) -> tuple[Config | None, list[Any]]:
         loader = _callable("PRINCIPAL_LOADER", loader, problems)
     api_key = _api_key(raw.get("API_KEY", {"env": "ANTHROPIC_API_KEY"}), problems)
 
+    role_attribute = _role_attribute(raw.get("ROLE_ATTRIBUTE"), problems)
     superuser_role = raw.get("SUPERUSER_ROLE")
-    if policy is not None and isinstance(superuser_role, str) and superuser_role not in policy.roles:
-        problems.append(
-            checks.Error(
-                f"{_name('SUPERUSER_ROLE')} is {superuser_role!r}, a role the policy does not have.",
-                hint=f"Roles in the policy: {', '.join(policy.roles)}.",
-                id="claude_rbac.E003",
-            )
-        )
+    group_roles = _group_roles(raw, policy, problems)
+    if policy is not None and isinstance(superuser_role, str):
+        _check_roles(policy, {_name("SUPERUSER_ROLE"): superuser_role}, problems)
     if any(problem.is_serious() for problem in problems) or policy is None or api_key is None or not all(kinds_ok):
         return None, problems
     return (
@@ -218,7 +306,8 @@ def read_config(raw: object) -> tuple[Config | None, list[Any]]:
             loader_is_async=loader is not None and iscoroutinefunction(loader),
             loader_timeout=raw.get("PRINCIPAL_LOADER_TIMEOUT", 5.0),
             rate_limit_headers=rate_headers,
-            roles_from_groups=raw.get("ROLES_FROM_GROUPS", True),
+            group_roles=group_roles,
+            role_attribute=role_attribute,
             superuser_role=superuser_role,
             api_key=api_key,
             base_url=raw.get("BASE_URL"),

@@ -3,47 +3,79 @@
 Both check at declaration time what they can (a bad ``models``/``max_tokens``/``rpm`` raises ``PolicyError``
 at import); the system check ``claude_rbac.E004`` reports a role the policy lacks. A denial answers with
 the Anthropic-shaped JSON error (401 or 403) and the view never runs; an allowed request gets
-``request.claude`` / ``request.aclaude()`` narrowed to the guard's scope.
+``request.claude`` / ``request.aclaude()`` narrowed to the guard's scope. The guard is what loads the
+request's principal (``request.principal`` is lazy), in async views without blocking the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import Callable, Iterable
-from functools import wraps
+from functools import partial, wraps
 from typing import Any, ClassVar, TypeVar
 
 from asgiref.sync import iscoroutinefunction
 from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
+from django.views import View as DjangoView  # type: ignore[import-untyped]
 
 from ...errors import RBACError
 from ...policy import Principal
 from .._kernel import GUARD_ATTRIBUTE, Admission, Guard
 from .clients import ADMISSION_ATTRIBUTE, bind_clients, error_response, route_of
+from .principals import aprincipal_of, principal_of
 from .runtime import get_rbac
 
-__all__ = ["GUARD_ATTRIBUTE", "RoleRequiredMixin", "guard_request", "requires_role"]
+__all__ = ["GUARD_ATTRIBUTE", "RoleRequiredMixin", "aguard_request", "guard_request", "requires_role"]
 
 View = TypeVar("View", bound=Callable[..., Any])
-_MISSING: Any = object()
+GUARDED_DISPATCH = "__claude_rbac_guarded_dispatch__"
+"""Marks the ``dispatch`` :class:`RoleRequiredMixin` installs on a class whose ``View`` comes before it."""
 
 
-def guard_request(guard: Guard, request: Any) -> Any | None:
-    """``None`` when the request may go on (its clients now narrowed), else the error response."""
-    principal = getattr(request, "principal", _MISSING)
-    if principal is not None and not isinstance(principal, Principal):
-        raise ImproperlyConfigured(
-            "requires_role() needs 'claude_rbac.integrations.django.RBACMiddleware' in MIDDLEWARE "
-            "(request.principal is missing or not a claude_rbac Principal)."
-        )
+def _admit(guard: Guard, request: Any, principal: Principal | None) -> Any | None:
     previous = getattr(request, ADMISSION_ATTRIBUTE, None)
+    if not isinstance(previous, Admission):
+        previous = None
+    elif any(admitted is guard for admitted in previous.guards):
+        return None  # this very guard already let the request in (a mixin reached twice through dispatch)
     try:
-        admission = guard.admit(
-            get_rbac(), principal, route_of(request), previous if isinstance(previous, Admission) else None
-        )
+        admission = guard.admit(get_rbac(), principal, route_of(request), previous)
     except RBACError as exc:
         return error_response(exc)
     bind_clients(request, admission)
     return None
+
+
+def guard_request(guard: Guard, request: Any) -> Any | None:
+    """``None`` when the request may go on (its clients now narrowed), else the error response (sync code)."""
+    return _admit(guard, request, principal_of(request))
+
+
+async def aguard_request(guard: Guard, request: Any) -> Any | None:
+    """:func:`guard_request` for async code: the principal loads without blocking the event loop."""
+    return _admit(guard, request, await aprincipal_of(request))
+
+
+def _called_from_event_loop() -> bool:
+    """True when a sync callable runs on the event loop's own thread: Django then awaits what it returns.
+
+    That is an async class-based view's ``dispatch`` (``method_decorator(..., name="dispatch")``): Django
+    runs every other sync view in a thread.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+async def _guarded_call(guard: Guard, view: Callable[..., Any], request: Any, args: Any, kwargs: Any) -> Any:
+    denied = await aguard_request(guard, request)
+    if denied is not None:
+        return denied
+    result = view(request, *args, **kwargs)
+    return await result if inspect.isawaitable(result) else result
 
 
 def requires_role(
@@ -58,7 +90,8 @@ def requires_role(
 
     ``models``, ``max_tokens`` and ``rpm`` narrow what the view's governed client may do (never widen);
     ``name`` labels the route's own RPM bucket. Works on methods through
-    ``django.utils.decorators.method_decorator``; several guards on one request intersect.
+    ``django.utils.decorators.method_decorator``, ``dispatch`` of an async class-based view included;
+    several guards on one request intersect.
     """
     guard = Guard.declare(role, models=models, max_tokens=max_tokens, rpm=rpm, name=name)
 
@@ -67,16 +100,15 @@ def requires_role(
 
             @wraps(view)
             async def guarded_async(request: Any, *args: Any, **kwargs: Any) -> Any:
-                denied = guard_request(guard, request)
-                if denied is not None:
-                    return denied
-                return await view(request, *args, **kwargs)
+                return await _guarded_call(guard, view, request, args, kwargs)
 
             setattr(guarded_async, GUARD_ATTRIBUTE, guard)
             return guarded_async  # type: ignore[return-value]
 
         @wraps(view)
         def guarded(request: Any, *args: Any, **kwargs: Any) -> Any:
+            if _called_from_event_loop():
+                return _guarded_call(guard, view, request, args, kwargs)
             denied = guard_request(guard, request)
             if denied is not None:
                 return denied
@@ -92,7 +124,8 @@ class RoleRequiredMixin:
     """For class-based views: ``class Report(RoleRequiredMixin, View): required_role = "power"``.
 
     ``claude_models``, ``claude_max_tokens``, ``claude_rpm`` and ``claude_name`` narrow the view's client
-    like ``requires_role``'s keywords. Put the mixin before ``View`` in the bases.
+    like ``requires_role``'s keywords. It guards in either order of the bases: put after ``View`` (whose
+    ``dispatch`` never calls on), it wraps the class's ``dispatch`` instead of relying on being reached.
     """
 
     required_role: ClassVar[str | None] = None
@@ -114,19 +147,33 @@ class RoleRequiredMixin:
                 name=cls.claude_name,
             )
         setattr(cls, GUARD_ATTRIBUTE, guard)
+        if _view_comes_first(cls) and not getattr(cls.dispatch, GUARDED_DISPATCH, False):
+            cls.dispatch = _guarding(cls.dispatch)  # type: ignore[method-assign]
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        parent: Any = super()
+        return self._claude_rbac_dispatch(request, args, kwargs, parent.dispatch)
+
+    def _claude_rbac_dispatch(self, request: Any, args: Any, kwargs: Any, proceed: Callable[..., Any]) -> Any:
         guard = getattr(self, GUARD_ATTRIBUTE)
         if guard is None:
             raise ImproperlyConfigured(f"{type(self).__qualname__} is missing the required_role attribute.")
+        if getattr(self, "view_is_async", False):  # Django awaits what an async view's dispatch returns
+            return _guarded_call(guard, proceed, request, args, kwargs)
         denied = guard_request(guard, request)
-        if denied is None:
-            parent: Any = super()
-            return parent.dispatch(request, *args, **kwargs)
-        if getattr(self, "view_is_async", False):
+        return denied if denied is not None else proceed(request, *args, **kwargs)
 
-            async def answer() -> Any:
-                return denied
 
-            return answer()
-        return denied
+def _view_comes_first(cls: type) -> bool:
+    """``class X(View, RoleRequiredMixin)``: ``View.dispatch`` is found first and never reaches the mixin's."""
+    mro = cls.__mro__
+    return DjangoView in mro and mro.index(DjangoView) < mro.index(RoleRequiredMixin)
+
+
+def _guarding(dispatch: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(dispatch)
+    def guarded_dispatch(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        return RoleRequiredMixin._claude_rbac_dispatch(self, request, args, kwargs, partial(dispatch, self))
+
+    setattr(guarded_dispatch, GUARDED_DISPATCH, True)
+    return guarded_dispatch

@@ -1,50 +1,24 @@
-"""``RBACMiddleware``: who is signed in (``request.principal``), their governed clients, and error bodies.
+"""``RBACMiddleware``: a lazy ``request.principal``, the request's governed clients, and error bodies.
 
-Sync and async capable with no adapter: Django hands it a sync or an async ``get_response`` and it
-runs in that mode, loading the principal with the sync or the async loader.
+Sync and async capable with no adapter: Django hands it a sync or an async ``get_response`` and it runs in
+that mode. It loads nothing itself: the principal loads at the first guard (or view) that asks for it, so
+unguarded pages and 404s make no query of ours (see :mod:`.principals`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
-from ...errors import NotAuthenticated, RBACError
-from ...policy import Principal
-from .._kernel import Admission, aload_principal, load_principal
+from ...errors import RBACError
+from .._kernel import Admission
 from .checks import validate_at_startup
 from .clients import ADMISSION_ATTRIBUTE, bind_clients, error_response
-from .resolvers import aprincipal_from_user, principal_from_user
+from .principals import bind_principal
 from .runtime import get_config, get_rbac
 
 __all__ = ["RBACMiddleware"]
-
-
-def resolve_principal(request: Any) -> Principal | None:
-    """The configured principal loader's answer; ``None`` when it fails (logged), so guards deny with a 401."""
-    config = get_config()
-    try:
-        if config.loader is None:
-            return load_principal(principal_from_user, request)
-        if config.loader_is_async:
-            return load_principal(async_to_sync(config.loader), request)
-        return load_principal(config.loader, request)
-    except NotAuthenticated:
-        return None
-
-
-async def aresolve_principal(request: Any) -> Principal | None:
-    config = get_config()
-    try:
-        timeout = config.loader_timeout
-        if config.loader is None:
-            return await aload_principal(aprincipal_from_user, request, timeout=timeout)
-        if config.loader_is_async:
-            return await aload_principal(config.loader, request, timeout=timeout)
-        return await aload_principal(sync_to_async(config.loader), request, timeout=timeout)
-    except NotAuthenticated:
-        return None
 
 
 def _set_headers(response: Any, headers: list[tuple[str, str]]) -> None:
@@ -71,7 +45,7 @@ class RBACMiddleware:
     def __call__(self, request: Any) -> Any:
         if self.async_mode:
             return self.__acall__(request)
-        request.principal = resolve_principal(request)
+        bind_principal(request)
         bind_clients(request, None)
         response = self.get_response(request)
         style = get_config().rate_limit_headers
@@ -81,7 +55,7 @@ class RBACMiddleware:
         return response
 
     async def __acall__(self, request: Any) -> Any:
-        request.principal = await aresolve_principal(request)
+        bind_principal(request)
         bind_clients(request, None)
         response = await self.get_response(request)
         style = get_config().rate_limit_headers

@@ -1,8 +1,10 @@
-"""The default principal resolver: the signed-in Django user, and the role their account carries.
+"""The default principal resolver: the signed-in Django user, and the role the settings say they hold.
 
-The role is, in this order: ``SUPERUSER_ROLE`` for a superuser (when configured), the user's own
-``role`` field (when the user model has one and it is set), else the most privileged policy role
-among the user's Django groups (when ``ROLES_FROM_GROUPS``). An anonymous user is ``None`` (401).
+Roles come only from sources the settings name, in this order: ``SUPERUSER_ROLE`` for a superuser, the
+user attribute ``ROLE_ATTRIBUTE`` names (when its value is a policy role), else the most privileged role
+``GROUP_ROLES`` maps one of the user's groups to. A group's name alone grants nothing, and neither does an
+attribute the settings do not name (a ``role`` field meaning something else in the app). With none of them
+set, a signed-in user has no role (403 on every guard). An anonymous user is ``None`` (401).
 """
 
 from __future__ import annotations
@@ -30,15 +32,22 @@ def most_privileged(policy: Policy, names: Collection[str]) -> str | None:
 def _own_role(user: Any, config: Config) -> str | None:
     if config.superuser_role is not None and getattr(user, "is_superuser", False):
         return config.superuser_role
-    role = getattr(user, "role", None)
-    return role if isinstance(role, str) and role else None
+    if config.role_attribute is None:
+        return None
+    role = getattr(user, config.role_attribute, None)
+    return role if isinstance(role, str) and role in config.policy.roles else None
 
 
 def _groups_query(user: Any, config: Config) -> Any:
-    if not config.roles_from_groups or not hasattr(user, "groups"):
+    if not config.group_roles or not hasattr(user, "groups"):
         return None
-    # All the user's group names, filtered here: a plain query compiles faster than a ``name__in`` one.
+    # All the user's group names, mapped here: a plain query compiles faster than a ``name__in`` one.
     return user.groups.values_list("name", flat=True)
+
+
+def _group_role(config: Config, names: Iterable[str]) -> str | None:
+    mapped = {config.group_roles[name] for name in names if name in config.group_roles}
+    return most_privileged(config.policy, mapped)
 
 
 def _principal(user: Any, role: str | None) -> Principal:
@@ -46,7 +55,7 @@ def _principal(user: Any, role: str | None) -> Principal:
 
 
 def principal_from_user(request: Any) -> Principal | None:
-    """``request.user`` as a :class:`~claude_rbac.Principal` (sync requests)."""
+    """``request.user`` as a :class:`~claude_rbac.Principal` (sync code)."""
     user = request.user
     if not user.is_authenticated:
         return None
@@ -54,13 +63,15 @@ def principal_from_user(request: Any) -> Principal | None:
     role = _own_role(user, config)
     if role is None:
         query = _groups_query(user, config)
-        names: Iterable[str] = list(query) if query is not None else ()
-        role = most_privileged(config.policy, set(names))
+        role = _group_role(config, list(query) if query is not None else ())
     return _principal(user, role)
 
 
 async def aprincipal_from_user(request: Any) -> Principal | None:
-    """``await request.auser()`` as a :class:`~claude_rbac.Principal` (async requests, with the async ORM API)."""
+    """``await request.auser()`` as a :class:`~claude_rbac.Principal` (async code, with the async ORM API).
+
+    The same answer as :func:`principal_from_user`, for ``async def`` loaders of your own that build on it.
+    """
     user = await request.auser()
     if not user.is_authenticated:
         return None
@@ -68,6 +79,5 @@ async def aprincipal_from_user(request: Any) -> Principal | None:
     role = _own_role(user, config)
     if role is None:
         query = _groups_query(user, config)
-        names = {name async for name in query} if query is not None else set()
-        role = most_privileged(config.policy, names)
+        role = _group_role(config, [name async for name in query] if query is not None else ())
     return _principal(user, role)
