@@ -52,6 +52,10 @@ __all__ = [
 
 EXTENSION_KEY: Final = "claude_rbac"
 _STATE_KEY: Final = "claude_rbac.state"
+_LOADED_HERE: Final = "claude_rbac.flask.loaded"
+"""Environ flag: the extension loaded the principal (an outer layer did not put it there)."""
+_AT_VIEW: Final = "claude_rbac.flask.at_view"
+"""Environ flag: the principal was loaded at the view, after the app's ``before_request`` hooks."""
 
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
@@ -176,11 +180,34 @@ def _validate_views(app: Flask, rbac: RBAC) -> None:
 
 
 def _principal(state: AppState, environ: dict[str, Any]) -> Principal | None:
-    if PRINCIPAL_KEY in environ:  # loaded already, or put there by RBACMiddleware / RBACTestClient
+    """The request's principal: loaded on first use, or put in the environ by RBACMiddleware / RBACTestClient."""
+    if PRINCIPAL_KEY in environ:
         value = environ[PRINCIPAL_KEY]
         return value if isinstance(value, Principal) else None
     principal = load_principal_or_none(state.principal_loader)
     environ[PRINCIPAL_KEY] = principal
+    environ[_LOADED_HERE] = True
+    return principal
+
+
+def _principal_at_view(state: AppState, environ: dict[str, Any]) -> Principal | None:
+    """The principal a view guard or ``current_claude()`` acts on: as it is after the app's own hooks.
+
+    Path rules run as a ``before_request`` hook, possibly before the app's own (which may sign a user out,
+    or end an impersonation). So at the view the principal is loaded once more; when it is not the one the
+    rules admitted, the rules judge the new one (a fresh admission: nothing the old one was granted survives).
+    A principal an outer layer put in the environ is fixed for the request, and is not loaded again.
+    """
+    if environ.get(_AT_VIEW) or (PRINCIPAL_KEY in environ and not environ.get(_LOADED_HERE)):
+        return _principal(state, environ)
+    principal = load_principal_or_none(state.principal_loader)
+    environ[PRINCIPAL_KEY] = principal
+    environ[_LOADED_HERE] = environ[_AT_VIEW] = True
+    admission = environ.get(ADMISSION_KEY)
+    if isinstance(admission, Admission) and admission.principal != principal:
+        del environ[ADMISSION_KEY]
+        for pattern, guard in state.rules.matching(request.path):
+            admit(environ, state.rbac, guard, principal, pattern)
     return principal
 
 
@@ -265,7 +292,8 @@ def requires_role(
             state = _state()
             environ = request.environ
             rule = request.url_rule
-            admit(environ, state.rbac, guard, _principal(state, environ), rule.rule if rule else request.path)
+            principal = _principal_at_view(state, environ)
+            admit(environ, state.rbac, guard, principal, rule.rule if rule else request.path)
             if is_async:
                 return current_app.ensure_sync(view)(*args, **kwargs)
             return view(*args, **kwargs)
@@ -281,13 +309,21 @@ def current_claude() -> anthropic.Anthropic:
 
     Raises ``RuntimeError`` outside a guarded route, so no route reaches Claude unguarded. In an async
     view use it too: Flask runs each async view in an event loop of its own. ``get_claude()`` is the
-    same function under the name the other integrations use.
+    same function under the name the other integrations use. On a route only a path rule guards, the
+    principal is checked once more here, after the app's ``before_request`` hooks (see the view guard).
     """
-    return get_admission(request.environ).client()
+    environ = request.environ
+    if _STATE_KEY in current_app.extensions:  # else a plain RBACMiddleware admitted it: nothing to re-check
+        _principal_at_view(_state(), environ)
+    return get_admission(environ).client()
 
 
 def current_principal() -> Principal | None:
-    """The signed-in principal of this request (loaded once), or ``None``; on any route, guarded or not."""
+    """The signed-in principal of this request, or ``None``; on any route, guarded or not.
+
+    Loaded on first use and kept for the request; a guarded view sees the one its guard loaded after the
+    app's ``before_request`` hooks.
+    """
     return _principal(_state(), request.environ)
 
 
