@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast
 
@@ -28,13 +28,16 @@ from werkzeug.exceptions import HTTPException, InternalServerError, default_exce
 from ..errors import PolicyError, RBACError
 from ..policy import Principal
 from ..rbac import RBAC
+from ._flask_bodies import cut_at_denial, explain_late_denials
 from ._flask_config import CONFIG_KEYS, DefaultPrincipalLoader, OnDenied, RoleLoader, read_settings
 from ._kernel import GUARD_ATTRIBUTE, Admission, Guard, PrincipalLoader, RateLimitStyle, error_response
 from .wsgi import ADMISSION_KEY, PRINCIPAL_KEY, PathRules, admit, get_admission, load_principal_or_none
 
 if TYPE_CHECKING:
     import anthropic
+    from _typeshed.wsgi import WSGIEnvironment
     from flask.typing import ResponseReturnValue
+    from werkzeug.datastructures import Headers
 
 __all__ = [
     "CONFIG_KEYS",
@@ -147,6 +150,9 @@ class ClaudeRBAC:
             app.before_request(_enforce_rules)
         if state.rate_limit_headers:
             app.after_request(_add_rate_limit_headers)
+        app.after_request(explain_late_denials)
+        if app.test_client_class is None:  # app.test_client() then behaves as a server does (see RBACTestClient)
+            app.test_client_class = RBACTestClient
         if RBACError not in app.error_handler_spec[None][None]:
             # An errorhandler(RBACError) the app registered, before or after this, wins over ours.
             app.register_error_handler(RBACError, _handle_error)
@@ -337,8 +343,12 @@ def current_rbac() -> RBAC:
 
 
 class RBACTestClient(FlaskClient):
-    """A test client signed in as ``principal``: ``app.test_client_class = RBACTestClient``, then
-    ``app.test_client(principal=Principal("uma", "user"))``. Like Flask-Login's ``FlaskLoginClient``.
+    """A test client that behaves as a server does, optionally signed in as ``principal``.
+
+    ``app.test_client(principal=Principal("uma", "user"))`` is signed in as that principal, like Flask-Login's
+    ``FlaskLoginClient``. ``init_app`` makes it the app's ``test_client_class`` unless the app chose one.
+    A refusal raised inside a streamed body, after the response started, ends the body there (the server
+    cuts the connection; the client has a 200 and what was sent before) instead of raising into the test.
     """
 
     def __init__(self, *args: Any, principal: Principal | None = None, **kwargs: Any) -> None:
@@ -346,3 +356,7 @@ class RBACTestClient(FlaskClient):
         if principal is not None:
             environ_base: dict[str, Any] = self.environ_base
             environ_base[PRINCIPAL_KEY] = principal
+
+    def run_wsgi_app(self, environ: WSGIEnvironment, buffered: bool = False) -> tuple[Iterable[bytes], str, Headers]:
+        body, status, headers = super().run_wsgi_app(environ, buffered=buffered)
+        return cut_at_denial(body), status, headers
