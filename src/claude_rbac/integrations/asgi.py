@@ -23,6 +23,7 @@ DEFAULT_LOADER_TIMEOUT: Final = 5.0
 """Seconds an async principal loader may take before the request counts as signed out."""
 
 __all__ = [
+    "APP_STATE",
     "PRINCIPAL_STATE",
     "RBAC_STATE",
     "RBACMiddleware",
@@ -43,6 +44,9 @@ RBAC_STATE: Final = "claude_rbac"
 """``scope["state"]`` key of the :class:`~claude_rbac.rbac.RBAC` that governs the connection."""
 PRINCIPAL_STATE: Final = "claude_rbac_principal"
 """``scope["state"]`` key of the signed-in :class:`~claude_rbac.policy.Principal` (or ``None``)."""
+APP_STATE: Final = "claude_rbac_app"
+"""``scope["state"]`` key of the app the middleware wraps (``scope["app"]`` as it found it): its RBAC errors
+reach the middleware; an app mounted inside it has its own error middleware, which catches them first."""
 
 WS_POLICY_VIOLATION: Final = 1008
 WS_TRY_AGAIN_LATER: Final = 1013
@@ -117,6 +121,7 @@ class RBACMiddleware:
         if state is None:
             state = scope["state"] = {}
         state[RBAC_STATE] = self.rbac
+        state[APP_STATE] = scope.get("app")
         try:
             principal = await aload_principal(
                 self.principal_loader, self.loader_argument(scope), timeout=self.loader_timeout

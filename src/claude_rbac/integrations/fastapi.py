@@ -36,8 +36,10 @@ from ._kernel import GUARD_ATTRIBUTE, Admission, Guard
 from .starlette import (
     ADMISSION_STATE,
     EventStreamResponse,
+    check_errors_answered,
     get_claude,
     get_principal,
+    mounted_apps,
     rbac_exception_handler,
     walk_routes,
 )
@@ -168,6 +170,7 @@ def _admit(connection: HTTPConnection, guard: Guard, rbac: RBAC | None, principa
     rbac = rbac or asgi.rbac_of(scope)
     if rbac is None:
         raise RuntimeError("requires_role() needs RBACMiddleware on the app, or rbac= and principal_loader=")
+    check_errors_answered(scope)
     guard.validate(rbac)
     state = scope.setdefault("state", {})
     previous = state.get(ADMISSION_STATE)
@@ -215,8 +218,9 @@ class RBACMiddleware(starlette_adapter.RBACMiddleware):
 
     def startup(self, app: object) -> None:
         super().startup(app)
-        if isinstance(app, FastAPI):
-            document_errors(app)
+        for documented in (app, *mounted_apps(getattr(app, "routes", ()))):
+            if isinstance(documented, FastAPI):
+                document_errors(documented)
 
 
 def _route_contexts(routes: Iterable[Any]) -> Iterator[Any]:

@@ -20,12 +20,14 @@ import asyncio
 import functools
 import inspect
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, Mapping
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import anyio
+from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 from starlette.responses import Response, StreamingResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.routing import Host, Mount
+from starlette.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..errors import PolicyError, RBACError
@@ -50,6 +52,8 @@ __all__ = [
     "get_admission",
     "get_claude",
     "get_principal",
+    "install_error_handler",
+    "mounted_apps",
     "rbac_exception_handler",
     "RoleLoader",
     "requires_role",
@@ -173,6 +177,8 @@ class RBACMiddleware(asgi.RBACMiddleware):
         for route in self.routes_of(app):
             for guard in self.route_guards(route):
                 guard.validate(self.rbac)
+        for mounted in mounted_apps(getattr(app, "routes", ())):
+            install_error_handler(mounted)
 
     def routes_of(self, app: object) -> Iterator[Any]:
         return walk_routes(getattr(app, "routes", ()))
@@ -180,6 +186,63 @@ class RBACMiddleware(asgi.RBACMiddleware):
     def route_guards(self, route: object) -> Iterator[Guard]:
         """The guards one route declares (the FastAPI adapter adds those of its dependencies)."""
         yield from endpoint_guards(getattr(route, "endpoint", None))
+
+
+def mounted_apps(routes: Iterable[Any]) -> Iterator[Starlette]:
+    """Every Starlette (or FastAPI) app mounted under ``routes`` (``Mount``, ``Host``), at any depth."""
+    for route in routes:
+        target = getattr(route, "app", None) if isinstance(route, (Mount, Host)) else None
+        for _ in range(_MAX_WRAPPERS):  # through the middleware a Mount(middleware=[...]) wraps around its app
+            if target is None or isinstance(target, Starlette):
+                break
+            target = getattr(target, "app", None)
+        if isinstance(target, Starlette):
+            yield target
+        yield from mounted_apps(getattr(route, "routes", None) or ())
+
+
+_MAX_WRAPPERS: Final = 32
+
+
+def handles_rbac_errors(app: Starlette) -> bool:
+    """Whether ``app``'s own exception handlers answer every ``RBACError`` (a catch-all ``Exception`` does not:
+    Starlette answers those with a 500)."""
+    return any(
+        isinstance(key, type) and key not in (Exception, BaseException) and issubclass(RBACError, key)
+        for key in app.exception_handlers
+    )
+
+
+def install_error_handler(app: Starlette) -> None:
+    """Give ``app`` :func:`rbac_exception_handler` for ``RBACError``, unless it answers them itself."""
+    if handles_rbac_errors(app):
+        return
+    app.add_exception_handler(RBACError, cast(ExceptionHandler, rbac_exception_handler))
+    if app.middleware_stack is not None:
+        app.middleware_stack = None  # built before: build it again, with the handler, on its next call
+
+
+def check_errors_answered(scope: Scope) -> None:
+    """Raise ``RuntimeError`` when an ``RBACError`` raised in this request would become a bare 500.
+
+    The app serving the request answers them when ``RBACMiddleware`` wraps it, or when it has a handler; an
+    app mounted under the middleware's app has its own error middleware, which answers with a 500 first.
+    """
+    app = scope.get("app")
+    state = scope.get("state") or {}
+    if not isinstance(app, Starlette) or app is state.get(asgi.APP_STATE) or handles_rbac_errors(app):
+        return
+    if asgi.RBAC_STATE in state:
+        raise RuntimeError(
+            "requires_role() in an app mounted under RBACMiddleware's app, which has no handler for RBACError "
+            "(its denials would be 500s): RBACMiddleware installs one at startup, so run the app with its "
+            "lifespan, or give the mounted app exception_handlers={RBACError: rbac_exception_handler}"
+        )
+    raise RuntimeError(
+        "requires_role() on an app without RBACMiddleware and without a handler for RBACError (its denials "
+        "would be 500s): add RBACMiddleware, or app.add_exception_handler(RBACError, rbac_exception_handler)"
+        " (FastAPI: ClaudeRBAC(app, rbac=..., principal_loader=...) does it)"
+    )
 
 
 def walk_routes(routes: Iterable[Any]) -> Iterator[Any]:
@@ -249,6 +312,7 @@ def admit(connection: HTTPConnection, guard: Guard) -> Admission:
     rbac = state.get(asgi.RBAC_STATE) if state is not None else None
     if state is None or rbac is None:
         raise RuntimeError("requires_role() needs RBACMiddleware on the app")
+    check_errors_answered(connection.scope)
     guard.validate(rbac)  # a dict lookup: a role missing from the policy fails loudly, never as a quiet 403
     previous = state.get(ADMISSION_STATE)
     admission = guard.admit(
