@@ -190,7 +190,7 @@ def _admit(connection: HTTPConnection, guard: Guard, rbac: RBAC | None, principa
         with trace.use_span(server_span, record_exception=False, set_status_on_exception=False):
             admission = guard.admit(rbac, principal, route, previous)
     state[ADMISSION_STATE] = admission  # every guard of the request narrows it; get_claude() reads it
-    return admission.async_client()
+    return asgi.granted_client(admission, asynchronous=True)  # type: ignore[no-any-return]
 
 
 def _server_span(scope: Scope) -> trace.Span | None:

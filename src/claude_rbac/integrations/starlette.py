@@ -62,7 +62,7 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-ADMISSION_STATE: Final = "claude_rbac_admission"
+ADMISSION_STATE: Final = asgi.ADMISSION_STATE
 """``scope["state"]`` key of the :class:`~claude_rbac.integrations.Admission` the request's guards left."""
 
 
@@ -284,14 +284,15 @@ def get_claude(connection: HTTPConnection) -> Any:
 
     An ``anthropic.AsyncAnthropic`` in an async endpoint (where an event loop runs), an
     ``anthropic.Anthropic`` in a sync one (Starlette runs those in a thread). Derived on first use and
-    cached by the ``RBAC``.
+    cached by the ``RBAC``. Each call it makes on a websocket, or in a background task after the response,
+    first asks the principal loader again (see :func:`~claude_rbac.integrations.asgi.granted_client`).
     """
     admission = get_admission(connection)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return admission.client()
-    return admission.async_client()
+        return asgi.granted_client(admission, asynchronous=False)
+    return asgi.granted_client(admission, asynchronous=True)
 
 
 def route_of(scope: Scope) -> str | None:
