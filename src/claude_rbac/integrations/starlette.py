@@ -111,8 +111,9 @@ class RBACMiddleware(asgi.RBACMiddleware):
         for route in self.routes_of(app):
             for guard in self.route_guards(route):
                 guard.validate(self.rbac)
-        for mounted in mounted_apps(getattr(app, "routes", ())):
-            install_error_handler(mounted)
+        wrapped_from_outside = isinstance(app, Starlette) and self.app is app  # RBACMiddleware(Starlette(...))
+        for answering in (*((app,) if wrapped_from_outside else ()), *mounted_apps(getattr(app, "routes", ()))):
+            install_error_handler(answering)
 
     def routes_of(self, app: object) -> Iterator[Any]:
         return walk_routes(getattr(app, "routes", ()))
@@ -168,9 +169,10 @@ def check_errors_answered(scope: Scope) -> None:
         return
     if asgi.RBAC_STATE in state:
         raise RuntimeError(
-            "requires_role() in an app mounted under RBACMiddleware's app, which has no handler for RBACError "
-            "(its denials would be 500s): RBACMiddleware installs one at startup, so run the app with its "
-            "lifespan, or give the mounted app exception_handlers={RBACError: rbac_exception_handler}"
+            "requires_role() in an app that RBACMiddleware does not answer for (mounted under the middleware's "
+            "app, or wrapped by it from outside) and that has no handler for RBACError (its denials would be "
+            "500s): RBACMiddleware installs one at startup, so run the app with its lifespan, or give the app "
+            "exception_handlers={RBACError: rbac_exception_handler}"
         )
     raise RuntimeError(
         "requires_role() on an app without RBACMiddleware and without a handler for RBACError (its denials "

@@ -115,3 +115,14 @@ def test_without_lifespan_a_mounted_guard_fails_loudly(rbac: RBAC) -> None:
     client = TestClient(starlette_app(rbac))  # not entered: the lifespan never runs
     with pytest.raises(RuntimeError, match="mounted"):
         client.get("/sub/chat", headers=bearer("uma"))
+
+
+def test_a_starlette_app_wrapped_from_outside_answers_denials(rbac: RBAC) -> None:
+    """``RBACMiddleware(Starlette(...))``: the app's own error middleware sits inside ours."""
+    inner = Starlette(routes=[Route("/chat", starlette_chat)], lifespan=closing_lifespan(rbac))
+    app = AuthenticationMiddleware(starlette_rbac.RBACMiddleware(inner, rbac=rbac), backend=TokenBackend())
+    with TestClient(app) as client:
+        anonymous = client.get("/chat")
+        viewer = client.get("/chat", headers=bearer("vera"))
+    assert (anonymous.status_code, anonymous.json()["error"]["error_code"]) == (401, "unauthenticated")
+    assert (viewer.status_code, viewer.json()["error"]["error_code"]) == (403, "role_insufficient")
