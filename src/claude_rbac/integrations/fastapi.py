@@ -9,8 +9,8 @@
     router = APIRouter(dependencies=[Depends(requires_role("user"))])              # guard only
 
 An app whose identity is a dependency of its own (``OAuth2PasswordBearer``...) needs no middleware:
-``requires_role("power", rbac=rbac, principal_dependency=current_principal)``, plus
-``app.add_exception_handler(RBACError, rbac_exception_handler)`` for the Anthropic error bodies.
+``claude = ClaudeRBAC(app, rbac=rbac, principal_loader=current_principal)`` registers the Anthropic error
+bodies and the OpenAPI errors, then ``Depends(claude.requires_role("power"))`` guards a route.
 """
 
 from __future__ import annotations
@@ -36,8 +36,11 @@ from ._kernel import GUARD_ATTRIBUTE, Admission, Guard
 from .starlette import (
     ADMISSION_STATE,
     EventStreamResponse,
+    check_errors_answered,
     get_claude,
     get_principal,
+    install_error_handler,
+    mounted_apps,
     rbac_exception_handler,
     walk_routes,
 )
@@ -45,6 +48,7 @@ from .starlette import route_of as starlette_route_of
 
 __all__ = [
     "ERROR_RESPONSES",
+    "ClaudeRBAC",
     "EventStreamResponse",
     "RBACMiddleware",
     "document_errors",
@@ -167,7 +171,11 @@ def _admit(connection: HTTPConnection, guard: Guard, rbac: RBAC | None, principa
     scope = connection.scope
     rbac = rbac or asgi.rbac_of(scope)
     if rbac is None:
-        raise RuntimeError("requires_role() needs RBACMiddleware on the app, or rbac= and principal_loader=")
+        raise RuntimeError(
+            "requires_role() has no RBAC: add RBACMiddleware(app, rbac=...), or, with an identity dependency of "
+            "your own, claude = ClaudeRBAC(app, rbac=..., principal_loader=...) and Depends(claude.requires_role(...))"
+        )
+    check_errors_answered(scope)
     guard.validate(rbac)
     state = scope.setdefault("state", {})
     previous = state.get(ADMISSION_STATE)
@@ -182,7 +190,7 @@ def _admit(connection: HTTPConnection, guard: Guard, rbac: RBAC | None, principa
         with trace.use_span(server_span, record_exception=False, set_status_on_exception=False):
             admission = guard.admit(rbac, principal, route, previous)
     state[ADMISSION_STATE] = admission  # every guard of the request narrows it; get_claude() reads it
-    return admission.async_client()
+    return asgi.granted_client(admission, asynchronous=True)  # type: ignore[no-any-return]
 
 
 def _server_span(scope: Scope) -> trace.Span | None:
@@ -201,6 +209,56 @@ def route_of(scope: Scope) -> str | None:
     return starlette_route_of(scope)
 
 
+class ClaudeRBAC:
+    """FastAPI with an identity dependency of the app's own (``OAuth2PasswordBearer``, a JWT check), no middleware.
+
+        claude = ClaudeRBAC(app, rbac=rbac, principal_loader=current_principal)
+
+        @app.post("/chat")
+        async def chat(client: AsyncAnthropic = Depends(claude.requires_role("power"))): ...
+
+    It registers :func:`rbac_exception_handler` for ``RBACError`` on the app (unless the app has its own) and
+    documents 401/403/429/503 in its OpenAPI schema; ``requires_role`` then needs neither ``rbac=`` nor
+    ``principal_loader=``. ``principal_loader`` is a FastAPI dependency returning a ``Principal`` or ``None``.
+    ``ClaudeRBAC(rbac=..., principal_loader=...)`` without an app, then ``init_app(app)``, works too.
+    """
+
+    def __init__(self, app: FastAPI | None = None, *, rbac: RBAC, principal_loader: Callable[..., Any]) -> None:
+        if not isinstance(rbac, RBAC):
+            raise TypeError(f"ClaudeRBAC needs rbac=RBAC(...), got {type(rbac).__name__}")
+        if not callable(principal_loader):
+            raise TypeError("ClaudeRBAC needs principal_loader=, a dependency returning a Principal or None")
+        self.rbac = rbac
+        self.principal_loader = principal_loader
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: FastAPI) -> None:
+        """Register the Anthropic error handler (unless the app has one) and the OpenAPI errors on ``app``."""
+        install_error_handler(app)
+        document_errors(app)
+
+    def requires_role(
+        self,
+        role: str,
+        *,
+        models: Iterable[str] | str | None = None,
+        max_tokens: int | None = None,
+        rpm: int | None = None,
+        name: str | None = None,
+    ) -> Callable[..., Awaitable[AsyncAnthropic]]:
+        """:func:`requires_role` with this ``rbac`` and ``principal_loader``; the role is checked right here."""
+        return requires_role(
+            role,
+            models=models,
+            max_tokens=max_tokens,
+            rpm=rpm,
+            name=name,
+            rbac=self.rbac,
+            principal_loader=self.principal_loader,
+        )
+
+
 class RBACMiddleware(starlette_adapter.RBACMiddleware):
     """The Starlette middleware; at startup it also documents 401/403/429/503 on every guarded route."""
 
@@ -215,8 +273,9 @@ class RBACMiddleware(starlette_adapter.RBACMiddleware):
 
     def startup(self, app: object) -> None:
         super().startup(app)
-        if isinstance(app, FastAPI):
-            document_errors(app)
+        for documented in (app, *mounted_apps(getattr(app, "routes", ()))):
+            if isinstance(documented, FastAPI):
+                document_errors(documented)
 
 
 def _route_contexts(routes: Iterable[Any]) -> Iterator[Any]:

@@ -16,34 +16,28 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast
 
-from flask import Flask, Response, current_app, has_app_context, request, request_started, session
+from flask import Flask, Response, current_app, has_app_context, request, request_started
 from flask.testing import FlaskClient
 from flask.views import View
 from werkzeug.exceptions import HTTPException, InternalServerError, default_exceptions
-from werkzeug.utils import import_string
 
 from ..errors import PolicyError, RBACError
-from ..policy import Policy, Principal
+from ..policy import Principal
 from ..rbac import RBAC
-from ._kernel import (
-    GUARD_ATTRIBUTE,
-    Admission,
-    Guard,
-    PrincipalLoader,
-    RateLimitStyle,
-    check_rate_limit_style,
-    error_response,
-)
+from ._flask_bodies import cut_at_denial, explain_late_denials
+from ._flask_config import CONFIG_KEYS, DefaultPrincipalLoader, OnDenied, RoleLoader, read_settings
+from ._kernel import GUARD_ATTRIBUTE, Admission, Guard, PrincipalLoader, RateLimitStyle, error_response
 from .wsgi import ADMISSION_KEY, PRINCIPAL_KEY, PathRules, admit, get_admission, load_principal_or_none
 
 if TYPE_CHECKING:
     import anthropic
+    from _typeshed.wsgi import WSGIEnvironment
     from flask.typing import ResponseReturnValue
+    from werkzeug.datastructures import Headers
 
 __all__ = [
     "CONFIG_KEYS",
@@ -61,55 +55,16 @@ __all__ = [
 
 EXTENSION_KEY: Final = "claude_rbac"
 _STATE_KEY: Final = "claude_rbac.state"
-CONFIG_KEYS: Final = (
-    "CLAUDE_RBAC_POLICY",
-    "CLAUDE_RBAC_STORAGE",
-    "CLAUDE_RBAC_KEY_PREFIX",
-    "CLAUDE_RBAC_API_KEY",
-    "CLAUDE_RBAC_API_KEY_ENV",
-    "CLAUDE_RBAC_BASE_URL",
-    "CLAUDE_RBAC_MODE",
-    "CLAUDE_RBAC_ROLE_ATTRIBUTE",
-    "CLAUDE_RBAC_SESSION_USER_KEY",
-    "CLAUDE_RBAC_SESSION_ROLE_KEY",
-    "CLAUDE_RBAC_ON_DENIED",
-    "CLAUDE_RBAC_RULES",
-    "CLAUDE_RBAC_RATE_LIMIT_HEADERS",
-)
-"""Every ``CLAUDE_RBAC_*`` config key the extension reads; any other is an error at ``init_app``."""
+_LOADED_HERE: Final = "claude_rbac.flask.loaded"
+"""Environ flag: the extension loaded the principal (an outer layer did not put it there)."""
+_AT_VIEW: Final = "claude_rbac.flask.at_view"
+"""Environ flag: the principal was loaded at the view, after the app's ``before_request`` hooks."""
 
-OnDenied = Callable[[RBACError], "ResponseReturnValue"]
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True, slots=True)
-class DefaultPrincipalLoader:
-    """Flask-Login's ``current_user`` when the app uses Flask-Login, else two keys of the signed session.
-
-    The id is ``current_user.get_id()`` and the role its ``role_attribute``; without Flask-Login they are
-    ``session[session_user_key]`` and ``session[session_role_key]``, which only the app's code can write.
-    """
-
-    role_attribute: str = "role"
-    session_user_key: str = "user_id"
-    session_role_key: str = "role"
-
-    def __call__(self) -> Principal | None:
-        if hasattr(current_app, "login_manager"):
-            from flask_login import current_user  # type: ignore[import-untyped]
-
-            if not current_user.is_authenticated:
-                return None
-            user_id, role = current_user.get_id(), getattr(current_user, self.role_attribute, None)
-        else:
-            user_id, role = session.get(self.session_user_key), session.get(self.session_role_key)
-        if user_id is None or user_id == "":
-            return None
-        return Principal(id=str(user_id), role=role if isinstance(role, str) else None)
-
-
-@dataclass(frozen=True, slots=True)
-class _AppState:
+class AppState:
     """What one app's requests need; kept in ``app.extensions``, never on the extension."""
 
     rbac: RBAC
@@ -128,8 +83,9 @@ class ClaudeRBAC:
       ``CLAUDE_RBAC_API_KEY`` or ``CLAUDE_RBAC_API_KEY_ENV`` (default: the SDK's ``ANTHROPIC_API_KEY``),
       ``CLAUDE_RBAC_BASE_URL`` and ``CLAUDE_RBAC_MODE``.
     * ``principal_loader()``: returns the signed-in :class:`~claude_rbac.Principal` or ``None``; default
-      :class:`DefaultPrincipalLoader` (``CLAUDE_RBAC_ROLE_ATTRIBUTE``, ``CLAUDE_RBAC_SESSION_USER_KEY``,
-      ``CLAUDE_RBAC_SESSION_ROLE_KEY``).
+      :class:`DefaultPrincipalLoader` (``CLAUDE_RBAC_ROLE_ATTRIBUTE``, ``CLAUDE_RBAC_SESSION_USER_KEY``).
+    * ``role_loader(user_id)`` (``CLAUDE_RBAC_ROLE_LOADER``): the default loader's role, from the app's user
+      store; never from the session, whose cookie the client keeps.
     * ``on_denied`` (``CLAUDE_RBAC_ON_DENIED``): ``"json"`` (the Anthropic-shaped error body), ``"abort"``
       (the app's own ``errorhandler(403)`` pages) or a callable ``(error) -> response``.
     * ``rules`` (``CLAUDE_RBAC_RULES``): path rules such as ``{"/admin/*": "admin"}``.
@@ -145,9 +101,11 @@ class ClaudeRBAC:
         on_denied: OnDenied | Literal["json", "abort"] | None = None,
         rules: Mapping[str, str] | None = None,
         rate_limit_headers: RateLimitStyle | None = None,
+        role_loader: RoleLoader | None = None,
     ) -> None:
         self._rbac = rbac
         self._principal_loader = principal_loader
+        self._role_loader = role_loader
         self._on_denied = on_denied
         self._rules = rules
         self._rate_limit_headers = rate_limit_headers
@@ -166,25 +124,18 @@ class ClaudeRBAC:
     def init_app(self, app: Flask) -> None:
         """Configure ``app``; raises :class:`~claude_rbac.PolicyError` for a guard or rule naming an unknown role,
         and ``ValueError`` for a ``CLAUDE_RBAC_*`` key it does not know (a typo must not be ignored)."""
-        config = app.config
-        unknown = sorted(key for key in config if key.startswith("CLAUDE_RBAC_") and key not in CONFIG_KEYS)
-        if unknown:
-            raise ValueError(f"unknown config key(s) {', '.join(unknown)}; known: {', '.join(CONFIG_KEYS)}")
-        rbac = self._rbac or _rbac_from_config(config)
-        loader = self._principal_loader or DefaultPrincipalLoader(
-            role_attribute=config.get("CLAUDE_RBAC_ROLE_ATTRIBUTE", "role"),
-            session_user_key=config.get("CLAUDE_RBAC_SESSION_USER_KEY", "user_id"),
-            session_role_key=config.get("CLAUDE_RBAC_SESSION_ROLE_KEY", "role"),
+        settings = read_settings(
+            app.config,
+            rbac=self._rbac,
+            principal_loader=self._principal_loader,
+            role_loader=self._role_loader,
+            on_denied=self._on_denied,
+            rules=self._rules,
+            rate_limit_headers=self._rate_limit_headers,
         )
-        state = _AppState(
-            rbac=rbac,
-            principal_loader=loader,
-            on_denied=_on_denied(self._on_denied or config.get("CLAUDE_RBAC_ON_DENIED", "json")),
-            rules=PathRules(self._rules if self._rules is not None else config.get("CLAUDE_RBAC_RULES")),
-            rate_limit_headers=check_rate_limit_style(
-                self._rate_limit_headers or config.get("CLAUDE_RBAC_RATE_LIMIT_HEADERS"),
-                "CLAUDE_RBAC_RATE_LIMIT_HEADERS",
-            ),
+        rbac = settings.rbac
+        state = AppState(
+            rbac, settings.principal_loader, settings.on_denied, PathRules(settings.rules), settings.rate_limit_headers
         )
         state.rules.validate(rbac)
         _validate_views(app, rbac)
@@ -199,41 +150,17 @@ class ClaudeRBAC:
             app.before_request(_enforce_rules)
         if state.rate_limit_headers:
             app.after_request(_add_rate_limit_headers)
+        app.after_request(explain_late_denials)
+        if app.test_client_class is None:  # app.test_client() then behaves as a server does (see RBACTestClient)
+            app.test_client_class = RBACTestClient
         if RBACError not in app.error_handler_spec[None][None]:
             # An errorhandler(RBACError) the app registered, before or after this, wins over ours.
             app.register_error_handler(RBACError, _handle_error)
 
 
-def _rbac_from_config(config: Mapping[str, Any]) -> RBAC:
-    api_key = config.get("CLAUDE_RBAC_API_KEY")
-    key_env = config.get("CLAUDE_RBAC_API_KEY_ENV")
-    if api_key is None and key_env:
-        api_key = os.environ.get(key_env)
-        if not api_key:
-            raise PolicyError(f"CLAUDE_RBAC_API_KEY_ENV names {key_env!r}, which is not set")
-    return RBAC(
-        config.get("CLAUDE_RBAC_POLICY") or Policy.default(),
-        storage=config.get("CLAUDE_RBAC_STORAGE") or "memory://",
-        key_prefix=config.get("CLAUDE_RBAC_KEY_PREFIX") or "claude_rbac",
-        api_key=api_key,
-        base_url=config.get("CLAUDE_RBAC_BASE_URL"),
-        mode=config.get("CLAUDE_RBAC_MODE"),
-    )
-
-
-def _on_denied(value: object) -> OnDenied | Literal["json", "abort"]:
-    if value in ("json", "abort"):
-        return value
-    if isinstance(value, str):
-        value = import_string(value)  # "package.module:function", e.g. from the environment
-    if not callable(value):
-        raise ValueError(f"CLAUDE_RBAC_ON_DENIED must be 'json', 'abort' or a callable, got {value!r}")
-    return cast(OnDenied, value)
-
-
-def _state() -> _AppState:
+def _state() -> AppState:
     try:
-        return cast(_AppState, current_app.extensions[_STATE_KEY])
+        return cast(AppState, current_app.extensions[_STATE_KEY])
     except KeyError:
         raise RuntimeError("ClaudeRBAC is not set up on this app: call ClaudeRBAC(app) or init_app(app)") from None
 
@@ -258,12 +185,35 @@ def _validate_views(app: Flask, rbac: RBAC) -> None:
 # -- per request ------------------------------------------------------------------------------------
 
 
-def _principal(state: _AppState, environ: dict[str, Any]) -> Principal | None:
-    if PRINCIPAL_KEY in environ:  # loaded already, or put there by RBACMiddleware / RBACTestClient
+def _principal(state: AppState, environ: dict[str, Any]) -> Principal | None:
+    """The request's principal: loaded on first use, or put in the environ by RBACMiddleware / RBACTestClient."""
+    if PRINCIPAL_KEY in environ:
         value = environ[PRINCIPAL_KEY]
         return value if isinstance(value, Principal) else None
     principal = load_principal_or_none(state.principal_loader)
     environ[PRINCIPAL_KEY] = principal
+    environ[_LOADED_HERE] = True
+    return principal
+
+
+def _principal_at_view(state: AppState, environ: dict[str, Any]) -> Principal | None:
+    """The principal a view guard or ``current_claude()`` acts on: as it is after the app's own hooks.
+
+    Path rules run as a ``before_request`` hook, possibly before the app's own (which may sign a user out,
+    or end an impersonation). So at the view the principal is loaded once more; when it is not the one the
+    rules admitted, the rules judge the new one (a fresh admission: nothing the old one was granted survives).
+    A principal an outer layer put in the environ is fixed for the request, and is not loaded again.
+    """
+    if environ.get(_AT_VIEW) or (PRINCIPAL_KEY in environ and not environ.get(_LOADED_HERE)):
+        return _principal(state, environ)
+    principal = load_principal_or_none(state.principal_loader)
+    environ[PRINCIPAL_KEY] = principal
+    environ[_LOADED_HERE] = environ[_AT_VIEW] = True
+    admission = environ.get(ADMISSION_KEY)
+    if isinstance(admission, Admission) and admission.principal != principal:
+        del environ[ADMISSION_KEY]
+        for pattern, guard in state.rules.matching(request.path):
+            admit(environ, state.rbac, guard, principal, pattern)
     return principal
 
 
@@ -348,7 +298,8 @@ def requires_role(
             state = _state()
             environ = request.environ
             rule = request.url_rule
-            admit(environ, state.rbac, guard, _principal(state, environ), rule.rule if rule else request.path)
+            principal = _principal_at_view(state, environ)
+            admit(environ, state.rbac, guard, principal, rule.rule if rule else request.path)
             if is_async:
                 return current_app.ensure_sync(view)(*args, **kwargs)
             return view(*args, **kwargs)
@@ -364,13 +315,21 @@ def current_claude() -> anthropic.Anthropic:
 
     Raises ``RuntimeError`` outside a guarded route, so no route reaches Claude unguarded. In an async
     view use it too: Flask runs each async view in an event loop of its own. ``get_claude()`` is the
-    same function under the name the other integrations use.
+    same function under the name the other integrations use. On a route only a path rule guards, the
+    principal is checked once more here, after the app's ``before_request`` hooks (see the view guard).
     """
-    return get_admission(request.environ).client()
+    environ = request.environ
+    if _STATE_KEY in current_app.extensions:  # else a plain RBACMiddleware admitted it: nothing to re-check
+        _principal_at_view(_state(), environ)
+    return get_admission(environ).client()
 
 
 def current_principal() -> Principal | None:
-    """The signed-in principal of this request (loaded once), or ``None``; on any route, guarded or not."""
+    """The signed-in principal of this request, or ``None``; on any route, guarded or not.
+
+    Loaded on first use and kept for the request; a guarded view sees the one its guard loaded after the
+    app's ``before_request`` hooks.
+    """
     return _principal(_state(), request.environ)
 
 
@@ -384,8 +343,12 @@ def current_rbac() -> RBAC:
 
 
 class RBACTestClient(FlaskClient):
-    """A test client signed in as ``principal``: ``app.test_client_class = RBACTestClient``, then
-    ``app.test_client(principal=Principal("uma", "user"))``. Like Flask-Login's ``FlaskLoginClient``.
+    """A test client that behaves as a server does, optionally signed in as ``principal``.
+
+    ``app.test_client(principal=Principal("uma", "user"))`` is signed in as that principal, like Flask-Login's
+    ``FlaskLoginClient``. ``init_app`` makes it the app's ``test_client_class`` unless the app chose one.
+    A refusal raised inside a streamed body, after the response started, ends the body there (the server
+    cuts the connection; the client has a 200 and what was sent before) instead of raising into the test.
     """
 
     def __init__(self, *args: Any, principal: Principal | None = None, **kwargs: Any) -> None:
@@ -393,3 +356,7 @@ class RBACTestClient(FlaskClient):
         if principal is not None:
             environ_base: dict[str, Any] = self.environ_base
             environ_base[PRINCIPAL_KEY] = principal
+
+    def run_wsgi_app(self, environ: WSGIEnvironment, buffered: bool = False) -> tuple[Iterable[bytes], str, Headers]:
+        body, status, headers = super().run_wsgi_app(environ, buffered=buffered)
+        return cut_at_denial(body), status, headers

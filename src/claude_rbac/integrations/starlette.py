@@ -20,12 +20,14 @@ import asyncio
 import functools
 import inspect
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import anyio
+from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 from starlette.responses import Response, StreamingResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.routing import Host, Mount
+from starlette.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..errors import PolicyError, RBACError
@@ -42,6 +44,7 @@ from ._kernel import (
     check_rate_limit_style,
     error_response,
 )
+from ._starlette_loaders import NO_SESSION_ROLE, RoleLoader, scope_loader, session_or_user_loader
 
 __all__ = [
     "ADMISSION_STATE",
@@ -50,62 +53,25 @@ __all__ = [
     "get_admission",
     "get_claude",
     "get_principal",
+    "install_error_handler",
+    "mounted_apps",
     "rbac_exception_handler",
+    "RoleLoader",
     "requires_role",
     "session_or_user_loader",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-ADMISSION_STATE: Final = "claude_rbac_admission"
+ADMISSION_STATE: Final = asgi.ADMISSION_STATE
 """``scope["state"]`` key of the :class:`~claude_rbac.integrations.Admission` the request's guards left."""
-
-
-def session_or_user_loader(
-    *, role_attribute: str = "role", session_keys: tuple[str, str] = ("user_id", "role")
-) -> Callable[[HTTPConnection], Principal | None]:
-    """The default principal loader.
-
-    * ``scope["user"]`` from Starlette's ``AuthenticationMiddleware``, when authenticated: its
-      ``identity`` and its ``role_attribute`` attribute;
-    * else the signed session (``SessionMiddleware``): ``session[session_keys[0]]`` and ``session[session_keys[1]]``.
-
-    Both are the app's own trusted identity; headers, cookies and query parameters are never read.
-    A signed-in user without a role string gets ``Principal(id, None)``: guarded routes answer 403.
-    """
-    from_scope = _scope_loader(role_attribute, session_keys)
-
-    def load(connection: HTTPConnection) -> Principal | None:
-        return from_scope(connection.scope)
-
-    return load
-
-
-def _scope_loader(role_attribute: str, session_keys: tuple[str, str]) -> Callable[[Scope], Principal | None]:
-    id_key, role_key = session_keys
-
-    def load(scope: Scope) -> Principal | None:
-        user = scope.get("user")
-        if user is not None and getattr(user, "is_authenticated", False):
-            identity = user.identity
-            role = getattr(user, role_attribute, None)
-            return Principal(str(identity), role if isinstance(role, str) else None) if identity else None
-        session = scope.get("session")
-        if session:
-            user_id = session.get(id_key)
-            if isinstance(user_id, (str, int)) and not isinstance(user_id, bool) and user_id != "":
-                role = session.get(role_key)
-                return Principal(str(user_id), role if isinstance(role, str) else None)
-        return None
-
-    load.__qualname__ = "session_or_user_loader"
-    return load
 
 
 class RBACMiddleware(asgi.RBACMiddleware):
     """The ASGI middleware, calling ``principal_loader(connection)`` with a Starlette ``HTTPConnection``.
 
-    Without a ``principal_loader`` it uses :func:`session_or_user_loader`. At startup it checks that
+    Without a ``principal_loader`` it uses :func:`session_or_user_loader` (``role_attribute``,
+    ``session_key``, ``role_loader``). At startup it checks that
     every ``requires_role`` of the app's routes names a role of the policy (a ``PolicyError`` fails it).
     """
 
@@ -116,13 +82,17 @@ class RBACMiddleware(asgi.RBACMiddleware):
         rbac: RBAC,
         principal_loader: AsyncPrincipalLoader | None = None,
         role_attribute: str = "role",
-        session_keys: tuple[str, str] = ("user_id", "role"),
+        session_key: str = "user_id",
+        role_loader: RoleLoader | None = None,
         loader_timeout: float | None = asgi.DEFAULT_LOADER_TIMEOUT,
         rate_limit_headers: RateLimitStyle | None = None,
+        session_keys: None = None,
     ) -> None:
+        if session_keys is not None:
+            raise TypeError(NO_SESSION_ROLE)
         # The default loader reads the scope itself: no HTTPConnection to build per request.
         self._loader_takes_connection = principal_loader is not None
-        loader = principal_loader or _scope_loader(role_attribute, session_keys)
+        loader = principal_loader or scope_loader(role_attribute, session_key, role_loader)
         super().__init__(app, rbac=rbac, principal_loader=loader, loader_timeout=loader_timeout)
         self.rate_limit_style = check_rate_limit_style(rate_limit_headers, "rate_limit_headers")
         self.adds_headers = rate_limit_headers is not None
@@ -141,6 +111,9 @@ class RBACMiddleware(asgi.RBACMiddleware):
         for route in self.routes_of(app):
             for guard in self.route_guards(route):
                 guard.validate(self.rbac)
+        wrapped_from_outside = isinstance(app, Starlette) and self.app is app  # RBACMiddleware(Starlette(...))
+        for answering in (*((app,) if wrapped_from_outside else ()), *mounted_apps(getattr(app, "routes", ()))):
+            install_error_handler(answering)
 
     def routes_of(self, app: object) -> Iterator[Any]:
         return walk_routes(getattr(app, "routes", ()))
@@ -148,6 +121,64 @@ class RBACMiddleware(asgi.RBACMiddleware):
     def route_guards(self, route: object) -> Iterator[Guard]:
         """The guards one route declares (the FastAPI adapter adds those of its dependencies)."""
         yield from endpoint_guards(getattr(route, "endpoint", None))
+
+
+def mounted_apps(routes: Iterable[Any]) -> Iterator[Starlette]:
+    """Every Starlette (or FastAPI) app mounted under ``routes`` (``Mount``, ``Host``), at any depth."""
+    for route in routes:
+        target = getattr(route, "app", None) if isinstance(route, (Mount, Host)) else None
+        for _ in range(_MAX_WRAPPERS):  # through the middleware a Mount(middleware=[...]) wraps around its app
+            if target is None or isinstance(target, Starlette):
+                break
+            target = getattr(target, "app", None)
+        if isinstance(target, Starlette):
+            yield target
+        yield from mounted_apps(getattr(route, "routes", None) or ())
+
+
+_MAX_WRAPPERS: Final = 32
+
+
+def handles_rbac_errors(app: Starlette) -> bool:
+    """Whether ``app``'s own exception handlers answer every ``RBACError`` (a catch-all ``Exception`` does not:
+    Starlette answers those with a 500)."""
+    return any(
+        isinstance(key, type) and key not in (Exception, BaseException) and issubclass(RBACError, key)
+        for key in app.exception_handlers
+    )
+
+
+def install_error_handler(app: Starlette) -> None:
+    """Give ``app`` :func:`rbac_exception_handler` for ``RBACError``, unless it answers them itself."""
+    if handles_rbac_errors(app):
+        return
+    app.add_exception_handler(RBACError, cast(ExceptionHandler, rbac_exception_handler))
+    if app.middleware_stack is not None:
+        app.middleware_stack = None  # built before: build it again, with the handler, on its next call
+
+
+def check_errors_answered(scope: Scope) -> None:
+    """Raise ``RuntimeError`` when an ``RBACError`` raised in this request would become a bare 500.
+
+    The app serving the request answers them when ``RBACMiddleware`` wraps it, or when it has a handler; an
+    app mounted under the middleware's app has its own error middleware, which answers with a 500 first.
+    """
+    app = scope.get("app")
+    state = scope.get("state") or {}
+    if not isinstance(app, Starlette) or app is state.get(asgi.APP_STATE) or handles_rbac_errors(app):
+        return
+    if asgi.RBAC_STATE in state:
+        raise RuntimeError(
+            "requires_role() in an app that RBACMiddleware does not answer for (mounted under the middleware's "
+            "app, or wrapped by it from outside) and that has no handler for RBACError (its denials would be "
+            "500s): RBACMiddleware installs one at startup, so run the app with its lifespan, or give the app "
+            "exception_handlers={RBACError: rbac_exception_handler}"
+        )
+    raise RuntimeError(
+        "requires_role() on an app without RBACMiddleware and without a handler for RBACError (its denials "
+        "would be 500s): add RBACMiddleware, or app.add_exception_handler(RBACError, rbac_exception_handler)"
+        " (FastAPI: ClaudeRBAC(app, rbac=..., principal_loader=...) does it)"
+    )
 
 
 def walk_routes(routes: Iterable[Any]) -> Iterator[Any]:
@@ -169,6 +200,9 @@ def endpoint_guards(endpoint: object) -> Iterator[Guard]:
     guard = getattr(endpoint, GUARD_ATTRIBUTE, None)
     if isinstance(guard, Guard):
         yield guard
+    inner = getattr(endpoint, "__wrapped__", None)
+    if inner is not None:  # a guard stacked under another (each narrows the request)
+        yield from endpoint_guards(inner)
 
 
 def get_principal(connection: HTTPConnection) -> Principal | None:
@@ -189,14 +223,15 @@ def get_claude(connection: HTTPConnection) -> Any:
 
     An ``anthropic.AsyncAnthropic`` in an async endpoint (where an event loop runs), an
     ``anthropic.Anthropic`` in a sync one (Starlette runs those in a thread). Derived on first use and
-    cached by the ``RBAC``.
+    cached by the ``RBAC``. Each call it makes on a websocket, or in a background task after the response,
+    first asks the principal loader again (see :func:`~claude_rbac.integrations.asgi.granted_client`).
     """
     admission = get_admission(connection)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return admission.client()
-    return admission.async_client()
+        return asgi.granted_client(admission, asynchronous=False)
+    return asgi.granted_client(admission, asynchronous=True)
 
 
 def route_of(scope: Scope) -> str | None:
@@ -217,6 +252,7 @@ def admit(connection: HTTPConnection, guard: Guard) -> Admission:
     rbac = state.get(asgi.RBAC_STATE) if state is not None else None
     if state is None or rbac is None:
         raise RuntimeError("requires_role() needs RBACMiddleware on the app")
+    check_errors_answered(connection.scope)
     guard.validate(rbac)  # a dict lookup: a role missing from the policy fails loudly, never as a quiet 403
     previous = state.get(ADMISSION_STATE)
     admission = guard.admit(

@@ -37,6 +37,7 @@ __all__ = [
     "get_principal",
     "load_principal_or_none",
     "normalize_path",
+    "routed_path",
 ]
 
 PRINCIPAL_KEY: Final = "claude_rbac.principal"
@@ -101,6 +102,20 @@ def normalize_path(path: str) -> str:
     return "/" + "/".join(segments)
 
 
+def routed_path(environ: WSGIEnvironment) -> str:
+    """``PATH_INFO`` as the framework routes on it: the raw bytes decoded as UTF-8.
+
+    PEP 3333 hands the path to the app as its raw bytes decoded as latin-1 (``/über`` arrives as
+    ``/Ã¼ber``); werkzeug, and so Flask, decodes those bytes as UTF-8 (invalid bytes become U+FFFD) before
+    routing. A server that already put decoded text there (not PEP 3333) is taken at its word.
+    """
+    raw = environ.get("PATH_INFO", "")
+    try:
+        return str(raw.encode("latin-1").decode("utf-8", "replace"))
+    except UnicodeEncodeError:
+        return str(raw)
+
+
 def _compile(pattern: str) -> re.Pattern[str]:
     if not isinstance(pattern, str) or not pattern.startswith("/"):
         raise ValueError(f"a path rule must start with '/', got {pattern!r}")
@@ -136,12 +151,15 @@ class PathRules:
         for guard in self.guards:
             guard.validate(rbac)
 
-    def matching(self, path: str) -> Iterator[tuple[str, Guard]]:
-        # Both forms: a router that resolves dot segments serves the normalized path, and one that does not
-        # (werkzeug's, a prefix-routing WSGI app) serves the raw one, so "/admin/.." must not slip past either.
-        normalized = normalize_path(path)
+    def matching(self, path: str, *other_forms: str) -> Iterator[tuple[str, Guard]]:
+        """The rules any form of the path matches (an extra form can only add rules, never remove one)."""
+        # Each form normalized and as sent: a router that resolves dot segments serves the normalized path,
+        # and one that does not (werkzeug's, a prefix-routing WSGI app) the raw one, so "/admin/.." must not
+        # slip past either.
+        forms = {path, *other_forms}
+        forms |= {normalize_path(form) for form in forms}
         for pattern, regex, guard in self._rules:
-            if regex.match(normalized) or (path != normalized and regex.match(path)):
+            if any(regex.match(form) for form in forms):
                 yield pattern, guard
 
 
@@ -176,7 +194,8 @@ class RBACMiddleware:
         principal = load_principal_or_none(self.principal_loader, environ)
         environ[PRINCIPAL_KEY] = principal
         try:
-            for pattern, guard in self.rules.matching(environ.get("PATH_INFO", "")):
+            # The decoded path the framework routes on, and (belt and braces) the raw one.
+            for pattern, guard in self.rules.matching(routed_path(environ), environ.get("PATH_INFO", "")):
                 admit(environ, self.rbac, guard, principal, pattern)
         except RBACError as error:
             return _send_error(error, start_response)

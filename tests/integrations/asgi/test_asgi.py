@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from claude_rbac import RBAC, AccessDenied, NotAuthenticated, PolicyError, Principal, RateLimited
-from claude_rbac.integrations.asgi import PRINCIPAL_STATE, RBAC_STATE, RBACMiddleware, principal_of, rbac_of
+from claude_rbac.integrations.asgi import (
+    APP_STATE,
+    PRINCIPAL_STATE,
+    RBAC_STATE,
+    RBACMiddleware,
+    principal_of,
+    rbac_of,
+)
 from claude_rbac.testing import FakeClaude
 
 Message = dict[str, Any]
@@ -77,7 +84,7 @@ def test_principal_and_rbac_go_into_scope_state(rbac: RBAC) -> None:
     sent = run(call(app, http_scope(**{"test.principal": uma})))
 
     assert sent == list(OK)
-    assert inner.seen[0]["state"] == {RBAC_STATE: rbac, PRINCIPAL_STATE: uma}
+    assert inner.seen[0]["state"] == {RBAC_STATE: rbac, PRINCIPAL_STATE: uma, APP_STATE: None}  # no app in scope
     scope = http_scope(state={"kept": 1}, **{"test.principal": uma})
     run(call(app, scope))
     assert scope["state"]["kept"] == 1, "existing lifespan state is kept"

@@ -84,7 +84,7 @@ class TestExtension:
             CLAUDE_RBAC_API_KEY="sk-ant-api03-from-config-key-1111",
             CLAUDE_RBAC_BASE_URL=fake_claude.url,
             CLAUDE_RBAC_SESSION_USER_KEY="uid",
-            CLAUDE_RBAC_SESSION_ROLE_KEY="rank",
+            CLAUDE_RBAC_ROLE_LOADER={"sam": "staff"}.get,
         )
         ClaudeRBAC().init_app(app)
         close_later(app)
@@ -99,7 +99,7 @@ class TestExtension:
 
         client = app.test_client()
         with client.session_transaction() as sess:
-            sess.update(uid="sam", rank="staff")
+            sess.update(uid="sam")
         assert client.post("/ask").status_code == 200
         with app.app_context():
             assert set(current_rbac().policy.roles) == {"member", "staff"}
@@ -283,16 +283,16 @@ class TestPrincipalLoading:
         client.post("/login/ada")
         assert client.get("/whoami").get_json() == {"user": "ada", "role": "admin"}
 
-    def test_default_session_keys(self, rbac: RBAC, fake_claude: FakeClaude) -> None:
-        app = build_app(rbac, principal_loader=None)
+    def test_default_session_key_and_role_loader(self, rbac: RBAC, fake_claude: FakeClaude) -> None:
+        roles: dict[str, object] = {"7": "user"}
+        app = build_app(rbac, principal_loader=None, role_loader=roles.get)
         client = app.test_client()
         assert client.post("/chat").status_code == 401
         with client.session_transaction() as sess:
-            sess.update(user_id=7, role="user")
+            sess.update(user_id=7, role="admin")  # the session's role is never read
         assert client.get("/whoami").get_json() == {"user": "7", "role": "user"}
         assert client.post("/chat").status_code == 200
-        with client.session_transaction() as sess:
-            sess["role"] = ["admin"]  # not a role name: no role
+        roles["7"] = ["admin"]  # not a role name: no role
         assert client.post("/chat").status_code == 403
         assert fake_claude.count() == 1
 

@@ -89,7 +89,8 @@ def _tamperings(app: Flask, uma_cookie: str) -> dict[str, str]:
     other = Flask(__name__)
     other.secret_key = "not-the-apps-secret"
     wrong_key = other.session_interface.get_signing_serializer(other).dumps({"username": "ada"})
-    flipped = uma_cookie[:-1] + ("A" if uma_cookie[-1] != "A" else "B")
+    # Not the last character: its low bits may be base64 padding, and changing only those changes nothing.
+    flipped = uma_cookie[:-2] + ("A" if uma_cookie[-2] != "A" else "B") + uma_cookie[-1]
     return {
         "payload-swapped": _forge_payload(uma_cookie, {"username": "ada"}),
         "signed-with-another-key": wrong_key,
