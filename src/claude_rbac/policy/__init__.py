@@ -7,7 +7,9 @@ function that every adapter, the governed clients and ``claude-rbac explain`` as
 from ._model import UNRESTRICTED, Budget, Decision, Mode, OnExcess, Principal, Role, Scope, Settings, as_patterns
 from ._patterns import ModelMatcher
 from ._policy import DEFAULT_POLICY, Policy, UnavailablePolicy
+from ._probe import OPERATION_ENDPOINTS, probe
 from ._request import NONSTREAMING_MAX_TOKENS, CallPlan, TokenEstimator, estimate_input_tokens, operation_of, plan_call
+from ._suite import Case, Expectation, Outcome, Suite, SuiteError, read_suite, run_case, suite_policy_path
 from ._values import MAX_TOKENS_CEILING
 from ._workspaces import KEY_LITERAL, ORG_IDS_HEADER, KeySource, Workspace, fingerprint, format_org_ids, redact
 
@@ -16,20 +18,26 @@ __all__ = [
     "KEY_LITERAL",
     "MAX_TOKENS_CEILING",
     "NONSTREAMING_MAX_TOKENS",
+    "OPERATION_ENDPOINTS",
     "ORG_IDS_HEADER",
     "UNRESTRICTED",
     "Budget",
     "CallPlan",
+    "Case",
     "Decision",
+    "Expectation",
     "KeySource",
     "Mode",
     "ModelMatcher",
     "OnExcess",
+    "Outcome",
     "Policy",
     "Principal",
     "Role",
     "Scope",
     "Settings",
+    "Suite",
+    "SuiteError",
     "TokenEstimator",
     "UnavailablePolicy",
     "Workspace",
@@ -39,5 +47,9 @@ __all__ = [
     "format_org_ids",
     "operation_of",
     "plan_call",
+    "probe",
+    "read_suite",
     "redact",
+    "run_case",
+    "suite_policy_path",
 ]
