@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import anthropic
 from anthropic.types import Model
 
+from ._cli_diff import add_diff_command
 from ._cli_test import add_test_command
 from ._version import __version__
 from .enforcement import KeyRing
@@ -194,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.set_defaults(run=cmd_explain)
     add_test_command(commands)
+    add_diff_command(commands)
 
     keys = commands.add_parser(
         "keys",

@@ -4,6 +4,7 @@
 function that every adapter, the governed clients and ``claude-rbac explain`` ask.
 """
 
+from ._diff import Change, PolicyDiff, RoleDiff, diff_policies, gain_hits, globs_overlap, limit_settings
 from ._model import UNRESTRICTED, Budget, Decision, Mode, OnExcess, Principal, Role, Scope, Settings, as_patterns
 from ._patterns import ModelMatcher
 from ._policy import DEFAULT_POLICY, Policy, UnavailablePolicy
@@ -24,6 +25,7 @@ __all__ = [
     "Budget",
     "CallPlan",
     "Case",
+    "Change",
     "Decision",
     "Expectation",
     "KeySource",
@@ -32,8 +34,10 @@ __all__ = [
     "OnExcess",
     "Outcome",
     "Policy",
+    "PolicyDiff",
     "Principal",
     "Role",
+    "RoleDiff",
     "Scope",
     "Settings",
     "Suite",
@@ -42,9 +46,13 @@ __all__ = [
     "UnavailablePolicy",
     "Workspace",
     "as_patterns",
+    "diff_policies",
     "estimate_input_tokens",
     "fingerprint",
     "format_org_ids",
+    "gain_hits",
+    "globs_overlap",
+    "limit_settings",
     "operation_of",
     "plan_call",
     "probe",
