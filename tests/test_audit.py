@@ -203,6 +203,7 @@ def test_denials_are_logged_once_with_structure(
         "model": "claude-opus-4-7",
         "route": "/chat",
         "enforced": True,
+        "revision": rbac.policy.revision,
         "user": "alice",
     }
 

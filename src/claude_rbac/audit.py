@@ -20,7 +20,11 @@ __all__ = [
     "MAX_TOKENS_REQUESTED",
     "MODEL",
     "OPERATION",
+    "POLICY_RELOADS_METRIC",
+    "POLICY_REVISION",
+    "POLICY_STALE",
     "REASON",
+    "RELOAD_OUTCOME",
     "REQUIRED_ROLE",
     "ROLE",
     "ROUTE",
@@ -50,7 +54,11 @@ ROUTE: Final = "claude_rbac.route"
 OPERATION: Final = "claude_rbac.operation"
 STORAGE_ERROR: Final = "claude_rbac.storage_error"
 TENANT_VIOLATION: Final = "claude_rbac.tenant_restriction_violation"
+POLICY_REVISION: Final = "claude_rbac.policy.revision"
+POLICY_STALE: Final = "claude_rbac.policy.stale"
+RELOAD_OUTCOME: Final = "claude_rbac.policy.reload.outcome"
 
 DECISIONS_METRIC: Final = "claude_rbac.decisions"
 TOKENS_METRIC: Final = "claude_rbac.tokens"
 DENIED_EVENT: Final = "claude_rbac.access.denied"
+POLICY_RELOADS_METRIC: Final = "claude_rbac.policy.reloads"

@@ -1,4 +1,4 @@
-"""The ``claude-rbac`` command: check, explain, keys and demo.
+"""The ``claude-rbac`` command: check, explain, test, diff, keys and demo.
 
 Exit codes: 0 success (for ``explain``: the call would be allowed), 1 the policy is invalid or the call
 would be denied, 2 usage errors. User errors print one clear message, never a traceback.
@@ -14,18 +14,12 @@ from collections.abc import Sequence
 import anthropic
 from anthropic.types import Model
 
+from ._cli_diff import add_diff_command
+from ._cli_test import add_test_command
 from ._version import __version__
 from .enforcement import KeyRing
 from .errors import PolicyError
-from .policy import (
-    NONSTREAMING_MAX_TOKENS,
-    UNRESTRICTED,
-    CallPlan,
-    ModelMatcher,
-    Policy,
-    Principal,
-    plan_call,
-)
+from .policy import CallPlan, ModelMatcher, Policy, Principal, probe
 
 __all__ = ["main"]
 
@@ -75,7 +69,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     roles = ", ".join(policy.roles) or "(none: everything is denied)"
-    print(f"{args.policy}: OK, {len(policy.roles)} role(s): {roles}")
+    print(f"{args.policy}: OK, {len(policy.roles)} role(s): {roles}; revision {policy.revision}")
     return 0
 
 
@@ -91,22 +85,14 @@ def _granting_rules(policy: Policy, role_name: str, model: str) -> list[str]:
 
 def explain_call(policy: Policy, role: str, *, model: str, max_tokens: int | None, stream: bool = False) -> CallPlan:
     """What the governed client would make of ``messages.create(model=..., max_tokens=...)`` by ``role``:
-    the runtime's own :func:`~claude_rbac.policy.plan_call`, on the request the SDK would send."""
+    the runtime's own :func:`~claude_rbac.policy.plan_call` (through :func:`~claude_rbac.policy.probe`, as
+    ``claude-rbac test`` does), on the request the SDK would send."""
     known = policy.role(role)
     asked = max_tokens if max_tokens is not None else (known.max_tokens if known and known.max_tokens else 1)
-    body: dict[str, object] = {"model": model, "max_tokens": asked, "messages": [{"role": "user", "content": "?"}]}
+    body: dict[str, object] = {"model": model, "max_tokens": asked}
     if stream:
         body["stream"] = True
-    return plan_call(
-        policy,
-        Principal("explain", role),
-        UNRESTRICTED,
-        "POST",
-        "/v1/messages",
-        body,
-        count_tokens=False,
-        nonstreaming_limit=None if stream else NONSTREAMING_MAX_TOKENS,
-    )
+    return probe(policy, Principal("explain", role), body)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -208,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
         " could take longer than 10 minutes)",
     )
     explain.set_defaults(run=cmd_explain)
+    add_test_command(commands)
+    add_diff_command(commands)
 
     keys = commands.add_parser(
         "keys",

@@ -3,8 +3,8 @@ governed clients; the parts do the work (see ``docs/architecture.md``)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import signal
 import threading
 from collections.abc import Iterable, Mapping
@@ -18,9 +18,14 @@ from .enforcement import (
     ClientFactory,
     Enforcer,
     KeyRing,
+    OnReloadError,
     OnStorageError,
+    PolicyReloader,
+    PolicySource,
+    ReloadMode,
     RevocationSource,
     UserIdMode,
+    load_policy,
 )
 from .errors import PolicyError, PolicyProblem
 from .policy import UNRESTRICTED, Decision, Mode, Policy, Principal, Scope, TokenEstimator, as_patterns, format_org_ids
@@ -29,18 +34,6 @@ from .quota import Bucket, Quota, warn_if_memory_in_many_workers
 __all__ = ["RBAC"]
 
 log = logging.getLogger("claude_rbac")
-
-PolicySource = Policy | str | os.PathLike[str] | Mapping[str, Any]
-
-
-def _load_policy(policy: PolicySource) -> Policy:
-    if isinstance(policy, Policy):
-        return policy
-    if isinstance(policy, Mapping):
-        return Policy.from_dict(policy)
-    if isinstance(policy, (str, os.PathLike)):
-        return Policy.from_file(policy)
-    raise TypeError(f"policy must be a Policy, a file path or a dict, got {type(policy).__name__}")
 
 
 class RBAC:
@@ -74,9 +67,10 @@ class RBAC:
         token_estimator: TokenEstimator | None = None,
         client_options: Mapping[str, Any] | None = None,
         warn_multiprocess: bool = True,
+        reload: ReloadMode = "manual",
+        on_reload_error: OnReloadError = "keep",
     ) -> None:
-        loaded = _load_policy(policy)
-        self._policy_source = policy
+        loaded = load_policy(policy)
         try:
             org_ids = format_org_ids(allowed_org_ids) if allowed_org_ids is not None else None
         except ValueError as exc:
@@ -111,7 +105,7 @@ class RBAC:
             self.enforcer, base_url=base_url, client_options=options, tracer_provider=tracer_provider
         )
         self._scopes: dict[tuple[Any, ...], Scope] = {}
-        self._reload_lock = threading.Lock()
+        self._reloader = PolicyReloader(self.enforcer, self.auditor, policy, on_error=on_reload_error, mode=reload)
 
     def __repr__(self) -> str:
         return f"<RBAC policy={self.policy!r} storage={self.quota.uri.split('://')[0]}:// mode={self.mode}>"
@@ -120,6 +114,11 @@ class RBAC:
     def policy(self) -> Policy:
         """The policy in force."""
         return self.enforcer.policy
+
+    @property
+    def policy_stale(self) -> bool:
+        """Whether the policy in force is stale: a newer one failed to load (see ``on_reload_error``)."""
+        return self.enforcer.generation.stale
 
     @property
     def mode(self) -> Mode:
@@ -227,40 +226,32 @@ class RBAC:
 
         Every setting takes effect: roles, ``mode``, workspaces (their keys are read now), the tenant
         restriction and revocations; governed clients already handed out follow it from their next call.
-        Fails closed: if loading raises or takes longer than ``timeout``, every decision is a 503
-        ``backend_unavailable`` until a reload succeeds (the failed reload may have been a revocation),
-        and the error is raised here.
+        A policy that does not load (invalid, unreadable, or slower than ``timeout``) is refused and the
+        :class:`PolicyError` raised here; what stays in force is ``on_reload_error``'s choice: the last good
+        policy, marked stale (``"keep"``, the default), or a 503 ``backend_unavailable`` for every decision
+        until a reload succeeds (``"deny"``).
         """
-        chosen = self._policy_source if source is None else source
-        result: list[Policy | BaseException] = []
+        return self._reloader.reload(source, timeout=timeout)
 
-        def load() -> None:
-            try:
-                result.append(_load_policy(chosen))
-            except BaseException as exc:
-                result.append(exc)
+    def reload_policy_on_signal(self, signum: int | None = None) -> None:
+        """Reload the policy when the process gets ``signum`` (default SIGHUP). Call from the main thread.
 
-        worker = threading.Thread(target=load, name="claude_rbac-policy-reload", daemon=True)
-        worker.start()
-        worker.join(timeout)
-        loaded = result[0] if result else TimeoutError(f"loading the policy took longer than {timeout} s")
-        with self._reload_lock:
-            if isinstance(loaded, Policy):
-                try:
-                    self.enforcer.install(loaded)
-                except PolicyError as exc:  # a new workspace whose key cannot be read
-                    loaded = exc
-                else:
-                    self._policy_source = chosen
-                    log.info("claude_rbac: policy reloaded (%d roles)", len(loaded.roles))
-                    return loaded
-            self.enforcer.fail_closed()
-        log.error(
-            "claude_rbac: policy reload failed (%s); denying every call until a reload succeeds", type(loaded).__name__
-        )
-        if isinstance(loaded, PolicyError):
-            raise loaded
-        raise PolicyError([PolicyProblem(f"policy reload failed: {loaded}", self.policy.source)]) from None
+        The reload runs on a thread of its own (a signal handler must not wait for a lock). Where the server
+        owns the signal (gunicorn's master uses SIGHUP to reload workers), use ``reload="watch"`` instead.
+        """
+        chosen = signal.SIGHUP if signum is None else signum
+        previous = signal.getsignal(chosen)
+
+        def reload() -> None:
+            with contextlib.suppress(PolicyError):  # a refusal is logged and measured by the reloader
+                self._reloader.reload(trigger=f"signal {signal.Signals(chosen).name}")
+
+        def handler(received: int, frame: Any) -> None:
+            threading.Thread(target=reload, name="claude_rbac-policy-signal", daemon=True).start()
+            if callable(previous):
+                previous(received, frame)
+
+        signal.signal(chosen, handler)
 
     def reload_keys(self) -> list[str]:
         """Re-read every key source now (rotation); returns the workspaces whose key changed.

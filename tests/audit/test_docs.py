@@ -94,6 +94,7 @@ def test_the_log_formatter_writes_one_json_line_per_denial(
         "model": "claude-opus-4-7",
         "route": "/api/chat",
         "enforced": True,
+        "revision": rbac.policy.revision,
         "user": "uma",
     }
     assert fake_claude.requests == []

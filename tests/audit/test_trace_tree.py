@@ -182,6 +182,8 @@ def test_route_guard_denials(make_app: MakeApp, trail: AuditTrail, fake_claude: 
     }
     assert trail.points("claude_rbac.tokens") == []
     route = app.routes["/chat"]
+    revision = attributes(vera_guard)["claude_rbac.policy.revision"]  # the log names the span's revision
+    assert attributes(anonymous_guard)["claude_rbac.policy.revision"] == revision
     assert trail.denial_records() == [
         {
             "reason": "role_insufficient",
@@ -189,9 +191,17 @@ def test_route_guard_denials(make_app: MakeApp, trail: AuditTrail, fake_claude: 
             "model": None,
             "route": route,
             "enforced": True,
+            "revision": revision,
             "user": "vera",
         },
-        {"reason": "unauthenticated", "role": None, "model": None, "route": route, "enforced": True},
+        {
+            "reason": "unauthenticated",
+            "role": None,
+            "model": None,
+            "route": route,
+            "enforced": True,
+            "revision": revision,
+        },
     ]
     assert_events_match(trail)
     trail.assert_no_secrets()
@@ -225,6 +235,7 @@ def test_model_denied_by_the_client(make_app: MakeApp, trail: AuditTrail, fake_c
             "model": OPUS,
             "route": app.routes["/chat"],
             "enforced": True,
+            "revision": attributes(decision)["claude_rbac.policy.revision"],
             "user": "uma",
         }
     ]

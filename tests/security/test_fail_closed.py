@@ -90,10 +90,13 @@ class TestKeySource:
 
 
 class TestPolicyReload:
+    """With ``on_reload_error="deny"`` (the opt-in; the default keeps the last good policy, see
+    tests/enforcement/test_reload.py)."""
+
     def test_a_reload_that_raises_denies_until_a_good_one(self, tmp_path: Path, fake_claude: FakeClaude) -> None:
         path = tmp_path / "rbac.toml"
         path.write_text('version = 1\n[roles.user]\nmodels = ["claude-haiku-*"]\n')
-        rbac = RBAC(path, api_key=KEY, base_url=fake_claude.url)
+        rbac = RBAC(path, api_key=KEY, base_url=fake_claude.url, on_reload_error="deny")
         call(rbac)
         path.write_text('version = 1\n[roles.user]\nmodels = ["claude-haiku-*"]\nrpm = -1\n')
         with pytest.raises(PolicyError, match="rpm"):
@@ -109,7 +112,7 @@ class TestPolicyReload:
         assert fake_claude.count() == 2
 
     def test_a_reload_that_hangs_times_out_and_denies(self, fake_claude: FakeClaude) -> None:
-        rbac = RBAC(Policy.default(), api_key=KEY, base_url=fake_claude.url)
+        rbac = RBAC(Policy.default(), api_key=KEY, base_url=fake_claude.url, on_reload_error="deny")
         release = threading.Event()
 
         class SlowSource(dict):  # a policy source that blocks, like a stuck network mount

@@ -11,6 +11,7 @@ from ._clients import ClientFactory, GovernedAnthropic, GovernedAsyncAnthropic
 from ._enforcer import Enforcer, Generation, OnStorageError, RevocationSource
 from ._governor import Governor
 from ._keys import ActiveKey, KeyRing, is_revoked
+from ._reload import OnReloadError, PolicyReloader, PolicySource, ReloadMode, load_policy, policy_file
 
 __all__ = [
     "ActiveKey",
@@ -23,8 +24,14 @@ __all__ = [
     "GovernedAsyncAnthropic",
     "Governor",
     "KeyRing",
+    "OnReloadError",
     "OnStorageError",
+    "PolicyReloader",
+    "PolicySource",
+    "ReloadMode",
     "RevocationSource",
     "UserIdMode",
     "is_revoked",
+    "load_policy",
+    "policy_file",
 ]

@@ -32,7 +32,11 @@ from ..audit import (
     MAX_TOKENS_REQUESTED,
     MODEL,
     OPERATION,
+    POLICY_RELOADS_METRIC,
+    POLICY_REVISION,
+    POLICY_STALE,
     REASON,
+    RELOAD_OUTCOME,
     REQUIRED_ROLE,
     ROLE,
     ROUTE,
@@ -78,6 +82,9 @@ class Auditor:
         self.tokens = meter.create_counter(
             TOKENS_METRIC, unit="{token}", description="Tokens used, by role, model and token type."
         )
+        self.reloads = meter.create_counter(
+            POLICY_RELOADS_METRIC, unit="{reload}", description="Policy reloads, by outcome: ok or refused."
+        )
         self.user_id_mode = user_id
         self._events = (
             _logs.get_logger("claude_rbac", __version__, logger_provider=logger_provider)
@@ -115,6 +122,8 @@ class Auditor:
         route: str | None = None,
         enforced: bool = True,
         operation: str | None = None,
+        revision: str | None = None,
+        stale: bool = False,
     ) -> dict[str, AttributeValue]:
         attributes = self.user_attributes(principal)
         attributes[DECISION] = "allow" if decision.allowed else "deny"
@@ -130,6 +139,8 @@ class Auditor:
             MAX_TOKENS_EFFECTIVE: decision.max_tokens_effective,
             ROUTE: route,
             OPERATION: operation,
+            POLICY_REVISION: revision,
+            POLICY_STALE: True if stale else None,
         }
         for name, value in optional.items():
             if value is not None:
@@ -188,6 +199,7 @@ class Auditor:
             "model": decision.model,
             "route": attributes.get(ROUTE),
             "enforced": attributes.get(ENFORCED),
+            "revision": attributes.get(POLICY_REVISION),
         }
         for name in (ENDUSER_ID, ENDUSER_PSEUDO_ID):
             if name in attributes:
@@ -212,6 +224,11 @@ class Auditor:
                         "gen_ai.token.type": kind,
                     },
                 )
+
+    def record_reload(self, outcome: Literal["ok", "refused"]) -> None:
+        """One point on the reloads counter. The revision is not an attribute: it is unbounded over a process's
+        life, and each new one would start a new series that a cumulative exporter keeps for ever."""
+        self.reloads.add(1, {RELOAD_OUTCOME: outcome})
 
     @staticmethod
     def annotate(span: Span, attributes: Mapping[str, AttributeValue]) -> None:

@@ -5,6 +5,9 @@ Every governed client's middleware and every route guard hold an :class:`Enforce
 it in with one attribute assignment, so a decision never mixes two policies, and every cache that
 depends on the policy lives inside its generation: a request that read the old one can only fill the
 old one's caches, which nothing reads any more.
+
+A policy that fails to reload leaves the last good one in force, marked stale (``on_reload_error="keep"``,
+the default), or one that denies everything (``"deny"``); see :mod:`._reload`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
 from opentelemetry import trace
@@ -48,7 +51,13 @@ class Generation:
     """The mode in force: ``RBAC(mode=...)`` when given, else the policy's top-level ``mode``."""
     keys: KeyRing
     allowed_org_ids: str | None
+    stale: bool = False
+    """A newer policy failed to load: this one stays in force, and every decision says so."""
     guard_memo: dict[tuple[Any, ...], GuardMemo] = field(default_factory=dict)
+
+    @property
+    def revision(self) -> str:
+        return self.policy.revision
 
     def role_of(self, principal: Principal | None) -> Role | None:
         return self.policy.role(principal.role) if principal is not None else None
@@ -106,25 +115,46 @@ class Enforcer:
         self._key_options: dict[str, Any] = {"service": service, "api_key": api_key, "base_url": base_url}
         self._lock = threading.Lock()
         self._generation = self._build(policy, number=1, previous=None)
+        self._poll: Callable[[], None] | None = None
 
     # -- the generation in force ---------------------------------------------------------------------
 
     @property
     def generation(self) -> Generation:
-        """The generation in force (one attribute read: atomic)."""
+        """The generation in force (one attribute read: atomic), after checking the watched policy file."""
+        poll = self._poll
+        if poll is not None:
+            poll()
+        return self._generation
+
+    @property
+    def installed(self) -> Generation:
+        """The generation in force, without checking the policy file (what a reload works from)."""
         return self._generation
 
     @property
     def policy(self) -> Policy:
-        return self._generation.policy
+        return self.generation.policy
 
-    def install(self, policy: Policy) -> Generation:
+    def watch(self, poll: Callable[[], None] | None) -> None:
+        """Call ``poll`` before each decision reads the generation (a file watcher that checks once a second)."""
+        self._poll = poll
+
+    def install(self, policy: Policy, *, stale: bool = False) -> Generation:
         """Put ``policy`` in force for every decision from now on. Raises if its keys cannot be read."""
         with self._lock:
             current = self._generation
-            fresh = self._build(policy, number=current.number + 1, previous=current)
+            fresh = self._build(policy, number=current.number + 1, previous=current, stale=stale)
             self._generation = fresh
         return fresh
+
+    def keep_stale(self) -> Generation:
+        """Keep the policy in force after a newer one failed to load, its decisions marked stale."""
+        with self._lock:
+            current = self._generation
+            if not current.stale:
+                self._generation = replace(current, number=current.number + 1, stale=True, guard_memo={})
+            return self._generation
 
     def fail_closed(self) -> Generation:
         """Deny every decision with ``backend_unavailable`` until a good policy is installed."""
@@ -134,10 +164,11 @@ class Enforcer:
             on_excess=current.policy.on_excess,
             source=current.policy.source,
             settings=current.policy.settings,
+            revision=current.policy.revision,
         )
-        return self.install(unavailable)
+        return self.install(unavailable, stale=True)
 
-    def _build(self, policy: Policy, *, number: int, previous: Generation | None) -> Generation:
+    def _build(self, policy: Policy, *, number: int, previous: Generation | None, stale: bool = False) -> Generation:
         workspaces = policy.settings.workspaces
         if previous is not None and previous.policy.settings.workspaces == workspaces:
             keys = previous.keys  # same workspaces: keep the ring (and its rotation state)
@@ -149,6 +180,7 @@ class Enforcer:
             mode=self._mode_override or policy.settings.mode,
             keys=keys,
             allowed_org_ids=self._org_ids_override or policy.settings.allowed_org_ids,
+            stale=stale,
         )
 
     # -- keys -----------------------------------------------------------------------------------------
@@ -177,7 +209,7 @@ class Enforcer:
         The decision and its attributes are memoised per (principal, role, route) in the generation: a
         guarded request then costs a dict lookup plus the span and the metric point.
         """
-        generation = self._generation
+        generation = self.generation
         memo_key = (principal, role, route, generation.keys.generation)
         memo = generation.guard_memo.get(memo_key)
         if memo is None:
@@ -209,6 +241,8 @@ class Enforcer:
             enforced=enforced,
             key_id=key.key_id,
             workspace=key.workspace,
+            revision=generation.revision,
+            stale=generation.stale,
         )
         server_attributes = {name: value for name, value in attributes.items() if name in _SERVER_SPAN_ATTRIBUTES}
         return decision, attributes, server_attributes, enforced

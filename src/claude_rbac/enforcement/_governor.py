@@ -197,7 +197,15 @@ class Governor(Middleware):
 
     def _attributes(self, call: Attempt) -> dict[str, AttributeValue]:
         decision = call.plan.decision
-        memo_key = (decision, call.plan.operation, call.key.key_id, call.key.workspace, call.enforced)
+        generation = call.generation
+        memo_key = (
+            decision,
+            call.plan.operation,
+            call.key.key_id,
+            call.key.workspace,
+            call.enforced,
+            generation.number,
+        )
         attributes = self._attribute_memo.get(memo_key)
         if attributes is None:
             attributes = self._enforcer.auditor.attributes(
@@ -208,6 +216,8 @@ class Governor(Middleware):
                 route=self._binding.route,
                 enforced=call.enforced,
                 operation=call.plan.operation,
+                revision=generation.revision,
+                stale=generation.stale,
             )
             if len(self._attribute_memo) >= _MEMO_SIZE:
                 self._attribute_memo.clear()

@@ -4,10 +4,13 @@
 function that every adapter, the governed clients and ``claude-rbac explain`` ask.
 """
 
+from ._diff import Change, PolicyDiff, RoleDiff, diff_policies, gain_hits, globs_overlap, limit_settings
 from ._model import UNRESTRICTED, Budget, Decision, Mode, OnExcess, Principal, Role, Scope, Settings, as_patterns
 from ._patterns import ModelMatcher
 from ._policy import DEFAULT_POLICY, Policy, UnavailablePolicy
+from ._probe import OPERATION_ENDPOINTS, probe
 from ._request import NONSTREAMING_MAX_TOKENS, CallPlan, TokenEstimator, estimate_input_tokens, operation_of, plan_call
+from ._suite import Case, Expectation, Outcome, Suite, SuiteError, read_suite, run_case, suite_policy_path
 from ._values import MAX_TOKENS_CEILING
 from ._workspaces import KEY_LITERAL, ORG_IDS_HEADER, KeySource, Workspace, fingerprint, format_org_ids, redact
 
@@ -16,28 +19,45 @@ __all__ = [
     "KEY_LITERAL",
     "MAX_TOKENS_CEILING",
     "NONSTREAMING_MAX_TOKENS",
+    "OPERATION_ENDPOINTS",
     "ORG_IDS_HEADER",
     "UNRESTRICTED",
     "Budget",
     "CallPlan",
+    "Case",
+    "Change",
     "Decision",
+    "Expectation",
     "KeySource",
     "Mode",
     "ModelMatcher",
     "OnExcess",
+    "Outcome",
     "Policy",
+    "PolicyDiff",
     "Principal",
     "Role",
+    "RoleDiff",
     "Scope",
     "Settings",
+    "Suite",
+    "SuiteError",
     "TokenEstimator",
     "UnavailablePolicy",
     "Workspace",
     "as_patterns",
+    "diff_policies",
     "estimate_input_tokens",
     "fingerprint",
     "format_org_ids",
+    "gain_hits",
+    "globs_overlap",
+    "limit_settings",
     "operation_of",
     "plan_call",
+    "probe",
+    "read_suite",
     "redact",
+    "run_case",
+    "suite_policy_path",
 ]

@@ -15,13 +15,24 @@ from typing import Any, Final
 from ..errors import PolicyError, PolicyProblem
 from ._model import Budget, Mode, OnExcess, Role, Settings
 from ._patterns import ModelMatcher, pattern_problem
+from ._revision import revision_problem
 from ._values import MAX_TOKENS_CEILING, limit_problem
 from ._workspaces import KEY_LITERAL, compile_key_settings, redact
 
 __all__ = ["CompiledPolicy", "compile_policy"]
 
 TOP_LEVEL_KEYS: Final = frozenset(
-    {"version", "on_excess", "roles", "mode", "workspaces", "default_workspace", "allowed_org_ids", "revoked"}
+    {
+        "version",
+        "revision",
+        "on_excess",
+        "roles",
+        "mode",
+        "workspaces",
+        "default_workspace",
+        "allowed_org_ids",
+        "revoked",
+    }
 )
 ROLE_KEYS: Final = frozenset(
     {
@@ -124,6 +135,7 @@ class _RoleSpec:
 
     def __init__(self, name: str, spec: Mapping[str, Any], problems: _Problems) -> None:
         self.name = name
+        self.keys = tuple(key for key in spec if isinstance(key, str))
         for key in spec:
             if key not in ROLE_KEYS:
                 problems.add(f"unknown key {redact(key)}", role=name, field=_shown(key))
@@ -257,6 +269,7 @@ def _compile_roles(roles: Mapping[str, Any], problems: _Problems) -> dict[str, R
             workspace=_inherit("workspace", spec, chain),
             mode=_inherit("mode", spec, chain),
             own_models=spec.models,
+            own_keys=frozenset(key for key in spec.keys if key in ROLE_KEYS),
             matcher=ModelMatcher(models),
         )
     return compiled
@@ -267,6 +280,8 @@ class CompiledPolicy:
     roles: dict[str, Role]
     on_excess: OnExcess
     settings: Settings
+    revision: str | None = None
+    """The document's own ``revision``, when it names one."""
 
 
 def compile_policy(
@@ -302,6 +317,10 @@ def compile_policy(
         roles = _compile_roles(roles_data, problems)
 
     mode: Mode = _mode(data.get("mode"), problems, None, "mode") or "enforce"
+    revision = data.get("revision")
+    if revision is not None and (problem := revision_problem(revision)) is not None:
+        problems.add(problem, field="revision")
+        revision = None
     keys = compile_key_settings(data, roles, problems.add)
     problems.raise_if_any()
     settings = Settings(
@@ -311,4 +330,4 @@ def compile_policy(
         allowed_org_ids=keys.allowed_org_ids,
         revoked=keys.revoked,
     )
-    return CompiledPolicy(roles, on_excess, settings)
+    return CompiledPolicy(roles, on_excess, settings, revision)

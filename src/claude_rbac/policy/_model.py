@@ -77,6 +77,9 @@ class Role:
     workspace: str | None = None
     mode: Mode | None = None
     own_models: tuple[str, ...] = ()
+    own_keys: frozenset[str] = field(default=frozenset(), compare=False)
+    """The settings the role writes itself (the others are inherited or defaults): ``claude-rbac diff`` says
+    which changes come through inheritance."""
     matcher: ModelMatcher = field(default_factory=lambda: ModelMatcher(()), repr=False, compare=False)
 
     def allows_model(self, model: str) -> bool:

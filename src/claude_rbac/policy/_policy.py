@@ -16,6 +16,7 @@ from ..errors import message_for
 from ._compile import compile_policy
 from ._model import UNRESTRICTED, Decision, OnExcess, Principal, Role, Scope, Settings, min_cap
 from ._read import read_policy_file
+from ._revision import content_revision
 from ._values import check_max_tokens_value, check_model_value
 
 __all__ = ["DEFAULT_POLICY", "Policy", "UnavailablePolicy"]
@@ -31,13 +32,15 @@ def _deny(reason: str, role: str | None, variant: str = "", *, model: str | None
 class Policy:
     """An immutable, compiled set of roles. Build one with :meth:`default`, :meth:`from_dict` or :meth:`from_file`."""
 
-    __slots__ = ("_frozen", "on_excess", "roles", "settings", "source")
+    __slots__ = ("_frozen", "on_excess", "revision", "roles", "settings", "source")
 
     roles: Mapping[str, Role]
     on_excess: OnExcess
     source: str | None
     settings: Settings
     """Policy-wide settings beyond the roles: mode, workspaces, tenant restriction, revocations."""
+    revision: str
+    """Which policy this is: the file's own ``revision``, else a short hash of the compiled document."""
 
     def __init__(
         self,
@@ -46,11 +49,15 @@ class Policy:
         on_excess: OnExcess = "clamp",
         source: str | None = None,
         settings: Settings | None = None,
+        revision: str | None = None,
     ) -> None:
         object.__setattr__(self, "roles", MappingProxyType(dict(roles)))
         object.__setattr__(self, "on_excess", on_excess)
         object.__setattr__(self, "source", source)
         object.__setattr__(self, "settings", settings or Settings())
+        if revision is None:
+            revision = content_revision({"on_excess": on_excess, "roles": self.roles, "settings": self.settings})
+        object.__setattr__(self, "revision", revision)
         object.__setattr__(self, "_frozen", True)
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -71,7 +78,13 @@ class Policy:
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> Policy:
         """Validate and compile a policy document; :class:`~claude_rbac.PolicyError` lists every problem."""
         compiled = compile_policy(data, source=source)
-        return cls(compiled.roles, on_excess=compiled.on_excess, source=source, settings=compiled.settings)
+        return cls(
+            compiled.roles,
+            on_excess=compiled.on_excess,
+            source=source,
+            settings=compiled.settings,
+            revision=compiled.revision,
+        )
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Policy:
@@ -81,7 +94,13 @@ class Policy:
         """
         source = os.fspath(path)
         compiled = compile_policy(read_policy_file(source), source=source, require_version=True)
-        return cls(compiled.roles, on_excess=compiled.on_excess, source=source, settings=compiled.settings)
+        return cls(
+            compiled.roles,
+            on_excess=compiled.on_excess,
+            source=source,
+            settings=compiled.settings,
+            revision=compiled.revision,
+        )
 
     # -- questions -------------------------------------------------------------------------------
 
