@@ -211,6 +211,7 @@ REASONS: Final[dict[str, Reason]] = {
             "This model is not allowed.",
             "Role {role!r} may not use model {model!r}.",
             route="This route allows only {patterns}, not model {model!r}.",
+            field="This client does not govern the model named in {field}, so it refuses the request.",
         ),
         _reason(
             "max_tokens_exceeded",
@@ -220,8 +221,18 @@ REASONS: Final[dict[str, Reason]] = {
             route="max_tokens {requested} is above this route's limit of {limit}.",
             thinking="Extended thinking needs max_tokens above {minimum}; role {role!r} is limited below that.",
         ),
+        _reason(
+            "host_not_allowed",
+            AccessDenied,
+            "This client may only call its workspace's API host.",
+        ),
         _reason("invalid_request", InvalidRequest, "The request is invalid."),
         _reason("key_revoked", AccessDenied, "The API key for this workspace has been revoked."),
+        _reason(
+            "batch_not_owned",
+            AccessDenied,
+            "Only the principal that created a batch may retrieve, read or cancel it.",
+        ),
         _reason(
             "tenant_restriction_violation",
             AccessDenied,
