@@ -11,7 +11,7 @@ the conversation or a JSON schema is data, not a model that runs, and passes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -38,11 +38,16 @@ Make = Callable[..., RBAC]
 
 
 @pytest.fixture
-def make(fake_claude: FakeClaude) -> Make:
-    def build(policy: Any = None, **options: Any) -> RBAC:
-        return RBAC(policy or Policy.default(), api_key=KEY, base_url=fake_claude.url, **options)
+def make(fake_claude: FakeClaude) -> Iterator[Make]:
+    built: list[RBAC] = []
 
-    return build
+    def build(policy: Any = None, **options: Any) -> RBAC:
+        built.append(RBAC(policy or Policy.default(), api_key=KEY, base_url=fake_claude.url, **options))
+        return built[-1]
+
+    yield build
+    for rbac in built:
+        rbac.close()
 
 
 def refused(call: Callable[[], object]) -> AccessDenied:
