@@ -107,6 +107,7 @@ class Enforcer:
         self._key_options: dict[str, Any] = {"service": service, "api_key": api_key, "base_url": base_url}
         self._lock = threading.Lock()
         self._generation = self._build(policy, number=1, previous=None)
+        auditor.use_policy(policy)
 
     # -- the generation in force ---------------------------------------------------------------------
 
@@ -124,6 +125,7 @@ class Enforcer:
         with self._lock:
             current = self._generation
             fresh = self._build(policy, number=current.number + 1, previous=current)
+            self.auditor.use_policy(policy)
             self._generation = fresh
         return fresh
 
