@@ -43,7 +43,7 @@ from ..audit import (
     USER_ROLES,
     WORKSPACE,
 )
-from ..policy import Decision, ModelMatcher, Policy, Principal
+from ..policy import Decision, ModelMatcher, Policy, Principal, hide_keys, redact
 
 __all__ = ["Auditor", "UserIdMode"]
 
@@ -116,7 +116,7 @@ class Auditor:
         logger_provider: _logs.LoggerProvider | None = None,
     ) -> None:
         if user_id not in ("plain", "hashed", "off"):
-            raise ValueError(f"audit_user_id must be 'plain', 'hashed' or 'off', got {user_id!r}")
+            raise ValueError(f"audit_user_id must be 'plain', 'hashed' or 'off', got {redact(user_id)}")
         if user_id == "hashed" and not user_id_key:
             raise ValueError("audit_user_id='hashed' needs audit_user_id_key: the HMAC key, the same on every worker")
         self.tracer = trace.get_tracer("claude_rbac", __version__, tracer_provider=tracer_provider)
@@ -181,7 +181,7 @@ class Auditor:
             REQUIRED_ROLE: required_role,
             API_KEY_ID: key_id,
             WORKSPACE: workspace,
-            MODEL: decision.model,
+            MODEL: hide_keys(decision.model) if decision.model is not None else None,
             MAX_TOKENS_REQUESTED: decision.max_tokens_requested,
             MAX_TOKENS_EFFECTIVE: decision.max_tokens_effective,
             ROUTE: route,
@@ -244,7 +244,7 @@ class Auditor:
         fields: dict[str, Any] = {
             "reason": decision.reason,
             "role": decision.role,
-            "model": decision.model,
+            "model": attributes.get(MODEL),
             "route": attributes.get(ROUTE),
             "enforced": attributes.get(ENFORCED),
         }
@@ -255,7 +255,7 @@ class Auditor:
             "claude_rbac denied: reason=%s role=%s model=%s route=%s",
             decision.reason,
             decision.role,
-            decision.model,
+            fields["model"],
             fields["route"],
             extra={"claude_rbac": fields},
         )

@@ -9,6 +9,7 @@ rotation, a policy reload or a workspace change applies to clients already hande
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal, TypeVar, overload
@@ -18,7 +19,7 @@ from anthropic import MiddlewareInput, NotGiven, not_given
 from opentelemetry import trace
 
 from ..errors import error_for
-from ..policy import ORG_IDS_HEADER, Principal, Scope
+from ..policy import ORG_IDS_HEADER, Principal, Scope, redact
 from ._attempt import Binding
 from ._enforcer import Enforcer
 from ._governor import Governor
@@ -31,6 +32,7 @@ _CACHE_SIZE: Final = 1024
 _FIXED: Final = ("base_url", "api_key", "auth_token", "credentials", "config", "profile", "http_client")
 """What a derived client may not change: where requests go, whose credentials they carry, what sends them
 (an ``http_client`` of the caller's could read the key off every request or send it anywhere)."""
+_CLIENT_OPTIONS: Final = frozenset(inspect.signature(anthropic.Anthropic.__init__).parameters) - {"self"}
 _CREDENTIAL_HEADERS: Final = frozenset({"x-api-key", "authorization"})
 
 
@@ -120,6 +122,10 @@ class ClientFactory:
         self._enforcer = enforcer
         self._base_url = base_url
         self._options = dict(client_options or {})
+        unknown = [name for name in self._options if name not in _CLIENT_OPTIONS]
+        if unknown:
+            shown = ", ".join(redact(name) for name in unknown)
+            raise TypeError(f"client_options takes anthropic.Anthropic() keyword arguments; not {shown}")
         self._tracer_provider = tracer_provider
         self._lock = threading.Lock()
         self._roots: dict[bool, GovernedAnthropic | GovernedAsyncAnthropic] = {}

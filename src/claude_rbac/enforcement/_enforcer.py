@@ -18,12 +18,18 @@ from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
 from ..errors import error_for
-from ..policy import Decision, Mode, Policy, Principal, Role, TokenEstimator, UnavailablePolicy
+from ..policy import Decision, Mode, Policy, Principal, Role, TokenEstimator, UnavailablePolicy, redact
 from ..quota import Quota
 from ._audit import Auditor
 from ._batches import BatchOwners
 from ._keys import ActiveKey, KeyRing, is_revoked
-from ._revocation import DEFAULT_REVOCATION_TIMEOUT, DEFAULT_REVOCATION_TTL, RevocationList, RevocationSource
+from ._revocation import (
+    DEFAULT_REVOCATION_TIMEOUT,
+    DEFAULT_REVOCATION_TTL,
+    RevocationList,
+    RevocationSource,
+    check_revocation_bounds,
+)
 
 __all__ = ["Enforcer", "Generation", "OnStorageError", "RevocationSource"]
 
@@ -91,9 +97,10 @@ class Enforcer:
         long_request_check: bool = True,
     ) -> None:
         if on_storage_error not in ("deny", "allow"):
-            raise ValueError(f"on_storage_error must be 'deny' or 'allow', got {on_storage_error!r}")
+            raise ValueError(f"on_storage_error must be 'deny' or 'allow', got {redact(on_storage_error)}")
         if mode not in (None, "enforce", "shadow"):
-            raise ValueError(f"mode must be 'enforce' or 'shadow', got {mode!r}")
+            raise ValueError(f"mode must be 'enforce' or 'shadow', got {redact(mode)}")
+        check_revocation_bounds(revoked_timeout, revoked_ttl)
         self.quota = quota
         self.auditor = auditor
         self.on_storage_error: OnStorageError = on_storage_error

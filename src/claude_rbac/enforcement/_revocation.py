@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -21,11 +22,29 @@ from typing import Final
 
 from ._keys import is_revoked
 
-__all__ = ["DEFAULT_REVOCATION_TIMEOUT", "DEFAULT_REVOCATION_TTL", "RevocationList", "RevocationSource"]
+__all__ = [
+    "DEFAULT_REVOCATION_TIMEOUT",
+    "DEFAULT_REVOCATION_TTL",
+    "RevocationList",
+    "RevocationSource",
+    "check_revocation_bounds",
+]
 
 RevocationSource = Collection[str] | Callable[[], Collection[str]]
 DEFAULT_REVOCATION_TIMEOUT: Final = 1.0
 DEFAULT_REVOCATION_TTL: Final = 1.0
+
+
+def check_revocation_bounds(timeout: object, ttl: object) -> None:
+    """``ValueError`` unless ``timeout`` is a positive number of seconds and ``ttl`` zero or more."""
+    if not _seconds(timeout) or timeout <= 0:  # type: ignore[operator]
+        raise ValueError(f"revoked_timeout must be a positive number of seconds, got {type(timeout).__name__}")
+    if not _seconds(ttl) or ttl < 0:  # type: ignore[operator]
+        raise ValueError(f"revoked_ttl must be 0 or more seconds, got {type(ttl).__name__}")
+
+
+def _seconds(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
 def _fingerprints(answer: object, what: str) -> Collection[str]:
@@ -49,10 +68,7 @@ class RevocationList:
         timeout: float = DEFAULT_REVOCATION_TIMEOUT,
         ttl: float = DEFAULT_REVOCATION_TTL,
     ) -> None:
-        if not timeout > 0:
-            raise ValueError(f"the revocation timeout must be a positive number of seconds, got {timeout!r}")
-        if not ttl >= 0:
-            raise ValueError(f"the revocation cache time must be 0 or more seconds, got {ttl!r}")
+        check_revocation_bounds(timeout, ttl)
         if callable(source):
             if inspect.iscoroutinefunction(source):
                 raise TypeError("revoked= takes a plain function; it runs in a thread, so it need not be async")

@@ -23,7 +23,16 @@ from ._patterns import ModelMatcher
 from ._policy import DEFAULT_POLICY, Policy, UnavailablePolicy
 from ._request import NONSTREAMING_MAX_TOKENS, CallPlan, TokenEstimator, estimate_input_tokens, plan_call
 from ._values import MAX_TOKENS_CEILING
-from ._workspaces import KEY_LITERAL, ORG_IDS_HEADER, KeySource, Workspace, fingerprint, format_org_ids, redact
+from ._workspaces import (
+    KEY_LITERAL,
+    ORG_IDS_HEADER,
+    KeySource,
+    Workspace,
+    fingerprint,
+    format_org_ids,
+    hide_keys,
+    redact,
+)
 
 __all__ = [
     "BATCH_READS",
@@ -55,6 +64,7 @@ __all__ = [
     "estimate_input_tokens",
     "fingerprint",
     "format_org_ids",
+    "hide_keys",
     "model_fields",
     "operation_of",
     "plan_call",

@@ -1,7 +1,8 @@
 """Reading and validating the ``CLAUDE_RBAC`` setting.
 
 Problems come back as Django check messages (``claude_rbac.E001``-``E003``), so ``manage.py check`` and
-the app's startup report the same thing. Messages name keys and types, never values (a value may be a secret).
+the app's startup report the same thing. Messages name keys and types, not values; anything in them that
+looks like an API key (a key pasted as a setting's name, a resolver path, a role) shows as its fingerprint.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.core import checks  # type: ignore[import-untyped]
 from django.utils.module_loading import import_string  # type: ignore[import-untyped]
 
 from ...errors import PolicyError
-from ...policy import KEY_LITERAL, KeySource, Policy
+from ...policy import KEY_LITERAL, KeySource, Policy, hide_keys
 from ...rbac import RBAC
 
 __all__ = ["SETTING", "ApiKeySource", "Config", "describe", "read_api_key", "read_config"]
@@ -66,8 +67,9 @@ class Config:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _error(message: str, hint: str | None = None) -> Any:
-    return checks.Error(message, hint=hint, id="claude_rbac.E001")
+def _error(message: str, hint: str | None = None, check_id: str = "claude_rbac.E001") -> Any:
+    # A setting's key or value may be a pasted API key: a message shows it by its fingerprint only.
+    return checks.Error(hide_keys(message), hint=hide_keys(hint) if hint else hint, id=check_id)
 
 
 def _name(key: str) -> str:
@@ -86,9 +88,7 @@ def _policy(value: object, problems: list[Any]) -> Policy | None:
             return Policy.from_file(value)
     except PolicyError as exc:
         for problem in exc.problems:
-            problems.append(
-                checks.Error(f"The claude_rbac policy does not load: {problem}", hint=None, id="claude_rbac.E002")
-            )
+            problems.append(_error(f"The claude_rbac policy does not load: {problem}", check_id="claude_rbac.E002"))
         return None
     problems.append(_error(f"{_name('POLICY')} must be a file path or a dict, got {type(value).__name__}."))
     return None
@@ -163,7 +163,8 @@ def read_config(raw: object) -> tuple[Config | None, list[Any]]:
     storage = raw.get("STORAGE") or "memory://"
     if isinstance(storage, str) and "://" not in storage:
         problems.append(_error(f"{_name('STORAGE')} must be a limits storage URI (scheme://...)."))
-    options = dict(raw.get("OPTIONS") or {})
+    raw_options = raw.get("OPTIONS")
+    options = dict(raw_options) if isinstance(raw_options, Mapping) else {}  # not a dict: reported above
     for name in options:
         if name not in OPTION_NAMES:
             problems.append(
@@ -180,10 +181,10 @@ def read_config(raw: object) -> tuple[Config | None, list[Any]]:
     superuser_role = raw.get("SUPERUSER_ROLE")
     if policy is not None and isinstance(superuser_role, str) and superuser_role not in policy.roles:
         problems.append(
-            checks.Error(
+            _error(
                 f"{_name('SUPERUSER_ROLE')} is {superuser_role!r}, a role the policy does not have.",
-                hint=f"Roles in the policy: {', '.join(policy.roles)}.",
-                id="claude_rbac.E003",
+                f"Roles in the policy: {', '.join(policy.roles)}.",
+                check_id="claude_rbac.E003",
             )
         )
     if problems or policy is None or api_key is None or not all(kinds_ok):
