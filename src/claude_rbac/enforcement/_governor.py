@@ -207,7 +207,9 @@ class Governor(Middleware):
 
     def _asks_revocation(self, call: Attempt) -> bool:
         """Whether to ask if the key is revoked: for a call that may be sent (shadow mode sends denied ones)."""
-        return call.key.key_id is not None and (call.plan.decision.allowed or not call.enforced)
+        decision = call.plan.decision
+        may_be_sent = decision.allowed or (not call.enforced and decision.reason not in REFUSED_IN_ANY_MODE)
+        return call.key.key_id is not None and may_be_sent
 
     def _revocation_answered(self, call: Attempt, revoked: bool) -> None:
         if revoked:

@@ -33,6 +33,9 @@ DATA_FIELDS: Final = frozenset({"messages", "system", "metadata", "input_schema"
 _MODEL_KEY: Final = re.compile(r"(?:.*_)?models?", re.IGNORECASE)
 _ADVISOR_TOOL: Final = re.compile(r"advisor_\d{8}")
 _SHOWN_KEY: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_MODEL_ENDINGS: Final = ("model", "odels")
+_CONTAINERS: Final = (Mapping, list, tuple)
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 Path = tuple[str | int, ...]
 
@@ -78,20 +81,28 @@ def _kind(path: Path, owner: Mapping[str, Any]) -> ModelFieldKind:
 def model_fields(body: Mapping[str, Any]) -> Iterator[ModelField]:
     """Every key of ``body`` that names a model, outside :data:`DATA_FIELDS`, in document order.
 
-    Iterative (a deeply nested body cannot exhaust the stack) and linear in the size of what it walks.
+    Iterative (a deeply nested body cannot exhaust the stack) and linear in the size of what it walks;
+    only containers are pushed, and a key is matched against the pattern only when it ends like one.
     """
     stack: list[tuple[Path, object]] = [((), body)]
     while stack:
         path, value = stack.pop()
-        if isinstance(value, Mapping):
-            children: list[tuple[Path, object]] = []
+        children: list[tuple[Path, object]] = []
+        if type(value) is dict or isinstance(value, Mapping):
             for key, item in value.items():
                 if not isinstance(key, str) or key in DATA_FIELDS:
                     continue
-                here = (*path, key)
-                if _MODEL_KEY.fullmatch(key) and item is not None:
-                    yield ModelField(here, value, _kind(here, value))
-                children.append((here, item))
-            stack.extend(reversed(children))
+                if key[-5:].lower() in _MODEL_ENDINGS and item is not None and _MODEL_KEY.fullmatch(key):
+                    yield ModelField((*path, key), value, _kind((*path, key), value))
+                if _is_container(item):
+                    children.append(((*path, key), item))
         elif isinstance(value, (list, tuple)):
-            stack.extend(reversed([((*path, index), item) for index, item in enumerate(value)]))
+            children = [((*path, index), item) for index, item in enumerate(value) if _is_container(item)]
+        stack.extend(reversed(children))
+
+
+def _is_container(value: object) -> bool:
+    kind = type(value)
+    if kind is dict or kind is list:  # what JSON bodies are made of: no ABC check on the hot path
+        return True
+    return kind not in _SCALARS and isinstance(value, _CONTAINERS)
