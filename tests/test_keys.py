@@ -167,7 +167,8 @@ class TestRevocation:
     @pytest.mark.usefixtures("keys_env")
     def test_revocations_from_a_callable_apply_at_once(self, fake_claude: FakeClaude) -> None:
         revoked: set[str] = set()
-        rbac = RBAC(workspace_policy(), base_url=fake_claude.url, revoked=lambda: revoked)
+        # revoked_ttl=0: asked on every call (the default caches the answer for a second)
+        rbac = RBAC(workspace_policy(), base_url=fake_claude.url, revoked=lambda: revoked, revoked_ttl=0)
         client = rbac.client(Principal("u", "user"))
         client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=MESSAGES)
         revoked.add(fingerprint(PROD))

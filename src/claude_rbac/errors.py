@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
+from ._secrets import hide_keys
+
 __all__ = [
     "REASONS",
     "AccessDenied",
@@ -38,7 +40,8 @@ class RBACError(Exception):
 
     def __init__(self, message: str | None = None, *, reason: str | None = None) -> None:
         self.reason = reason or self.default_reason
-        self.message = message or message_for(self.reason)
+        self.message = hide_keys(message or message_for(self.reason))
+        """Never a key: a message that quotes one (a model name someone pasted a key into) shows its fingerprint."""
         super().__init__(self.message)
 
     @property
@@ -111,6 +114,13 @@ class PolicyProblem:
     role: str | None = None
     field: str | None = None
 
+    def __post_init__(self) -> None:
+        # Whatever quoted it (a parser, a field path, a role name), a key shows as its fingerprint only.
+        for name in ("message", "source", "role", "field"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, hide_keys(value))
+
     def __str__(self) -> str:
         where = []
         if self.source:
@@ -163,7 +173,7 @@ class Reason:
     def format(self, variant: str = "", **fields: object) -> str:
         template = self.messages.get(variant) or self.messages.get("") or self.generic
         try:
-            return template.format(**fields)
+            return hide_keys(template.format(**fields))
         except (KeyError, IndexError):
             return self.generic
 
@@ -211,6 +221,7 @@ REASONS: Final[dict[str, Reason]] = {
             "This model is not allowed.",
             "Role {role!r} may not use model {model!r}.",
             route="This route allows only {patterns}, not model {model!r}.",
+            field="This client does not govern the model named in {field}, so it refuses the request.",
         ),
         _reason(
             "max_tokens_exceeded",
@@ -220,8 +231,18 @@ REASONS: Final[dict[str, Reason]] = {
             route="max_tokens {requested} is above this route's limit of {limit}.",
             thinking="Extended thinking needs max_tokens above {minimum}; role {role!r} is limited below that.",
         ),
+        _reason(
+            "host_not_allowed",
+            AccessDenied,
+            "This client may only call its workspace's API host.",
+        ),
         _reason("invalid_request", InvalidRequest, "The request is invalid."),
         _reason("key_revoked", AccessDenied, "The API key for this workspace has been revoked."),
+        _reason(
+            "batch_not_owned",
+            AccessDenied,
+            "Only the principal that created a batch may retrieve, read or cancel it.",
+        ),
         _reason(
             "tenant_restriction_violation",
             AccessDenied,

@@ -7,15 +7,18 @@ constructors.
 
 from ._attempt import Binding
 from ._audit import Auditor, UserIdMode
+from ._batches import BatchOwners
 from ._clients import ClientFactory, GovernedAnthropic, GovernedAsyncAnthropic
-from ._enforcer import Enforcer, Generation, OnStorageError, RevocationSource
+from ._enforcer import Enforcer, Generation, OnStorageError
 from ._governor import Governor
 from ._keys import ActiveKey, KeyRing, is_revoked
 from ._reload import OnReloadError, PolicyReloader, PolicySource, ReloadMode, load_policy, policy_file
+from ._revocation import RevocationList, RevocationSource
 
 __all__ = [
     "ActiveKey",
     "Auditor",
+    "BatchOwners",
     "Binding",
     "ClientFactory",
     "Enforcer",
@@ -29,6 +32,7 @@ __all__ = [
     "PolicyReloader",
     "PolicySource",
     "ReloadMode",
+    "RevocationList",
     "RevocationSource",
     "UserIdMode",
     "is_revoked",

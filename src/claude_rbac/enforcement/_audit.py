@@ -11,10 +11,12 @@ import functools
 import hashlib
 import hmac
 import logging
+import typing
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
+import anthropic
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
@@ -45,7 +47,7 @@ from ..audit import (
     USER_ROLES,
     WORKSPACE,
 )
-from ..policy import Decision, Principal
+from ..policy import Decision, ModelMatcher, Policy, Principal, hide_keys, redact
 
 __all__ = ["Auditor", "UserIdMode"]
 
@@ -53,6 +55,55 @@ UserIdMode = Literal["plain", "hashed", "off"]
 
 logger = logging.getLogger("claude_rbac")
 _MAX_WARNED_ROLES: Final = 1000
+OTHER: Final = "_other"
+"""The metric label of a model or role outside the bounded sets."""
+
+
+def _sdk_models() -> frozenset[str]:
+    """The model ids the installed anthropic SDK knows (the literals of ``anthropic.types.Model``)."""
+    known: set[str] = set()
+    for arg in typing.get_args(anthropic.types.Model):
+        if typing.get_origin(arg) is Literal:
+            known.update(value for value in typing.get_args(arg) if isinstance(value, str))
+    return frozenset(known)
+
+
+KNOWN_MODELS: Final = _sdk_models()
+
+
+class MetricLabels:
+    """Metric attribute values from bounded sets only, whatever names callers make up.
+
+    A model is labelled with itself when the installed SDK knows it, else with the policy's pattern it
+    matches (the most specific first: ``claude-haiku-*`` before ``claude-*``), else ``_other``; a role
+    with itself when the policy has it, else ``_other``. The labels of 1,500 made-up model names that
+    match ``claude-haiku-*`` are one series, not 1,500.
+    """
+
+    def __init__(self, policy: Policy | None = None) -> None:
+        roles = policy.roles.values() if policy is not None else ()
+        patterns = sorted({pattern for role in roles for pattern in role.models}, key=lambda p: (-len(p), p))
+        self._roles = frozenset(policy.roles) if policy is not None else frozenset()
+        self._patterns = [(pattern, ModelMatcher((pattern,))) for pattern in patterns]
+        self._cache: dict[str, str] = {}
+
+    def model(self, model: str | None) -> str:
+        if not model:
+            return ""
+        if model in KNOWN_MODELS:
+            return model
+        label = self._cache.get(model)
+        if label is None:
+            label = next((pattern for pattern, matches in self._patterns if matches(model)), OTHER)
+            if len(self._cache) >= 4096:
+                self._cache.clear()
+            self._cache[model] = label
+        return label
+
+    def role(self, role: str | None) -> str:
+        if not role:
+            return ""
+        return role if role in self._roles else OTHER
 
 
 class Auditor:
@@ -69,7 +120,7 @@ class Auditor:
         logger_provider: _logs.LoggerProvider | None = None,
     ) -> None:
         if user_id not in ("plain", "hashed", "off"):
-            raise ValueError(f"audit_user_id must be 'plain', 'hashed' or 'off', got {user_id!r}")
+            raise ValueError(f"audit_user_id must be 'plain', 'hashed' or 'off', got {redact(user_id)}")
         if user_id == "hashed" and not user_id_key:
             raise ValueError("audit_user_id='hashed' needs audit_user_id_key: the HMAC key, the same on every worker")
         self.tracer = trace.get_tracer("claude_rbac", __version__, tracer_provider=tracer_provider)
@@ -93,6 +144,11 @@ class Auditor:
         )
         self._user_key = user_id_key.encode() if isinstance(user_id_key, str) else user_id_key
         self._unknown_roles: set[str | None] = set()
+        self.labels = MetricLabels()
+
+    def use_policy(self, policy: Policy) -> None:
+        """Label metrics with this policy's roles and patterns from now on (the enforcer calls it on each reload)."""
+        self.labels = MetricLabels(policy)
 
     # -- attributes --------------------------------------------------------------------------------
 
@@ -134,7 +190,7 @@ class Auditor:
             REQUIRED_ROLE: required_role,
             API_KEY_ID: key_id,
             WORKSPACE: workspace,
-            MODEL: decision.model,
+            MODEL: hide_keys(decision.model) if decision.model is not None else None,
             MAX_TOKENS_REQUESTED: decision.max_tokens_requested,
             MAX_TOKENS_EFFECTIVE: decision.max_tokens_effective,
             ROUTE: route,
@@ -164,8 +220,11 @@ class Auditor:
         enforced = bool(attributes.get(ENFORCED, True))
         if decision.reason == "unknown_role":
             self._warn_unknown_role(decision.role)
+        labels = self.labels
+        unvetted = decision.reason in _UNVETTED_MODEL
+        model = (OTHER if decision.model else "") if unvetted else labels.model(decision.model)
         self.decisions.add(
-            1, _metric_attributes(decision.allowed, decision.reason, decision.role, decision.model, enforced)
+            1, _metric_attributes(decision.allowed, decision.reason, labels.role(decision.role), model, enforced)
         )
         if not decision.allowed:
             self._log_denial(decision, attributes)
@@ -196,7 +255,7 @@ class Auditor:
         fields: dict[str, Any] = {
             "reason": decision.reason,
             "role": decision.role,
-            "model": decision.model,
+            "model": attributes.get(MODEL),
             "route": attributes.get(ROUTE),
             "enforced": attributes.get(ENFORCED),
             "revision": attributes.get(POLICY_REVISION),
@@ -208,7 +267,7 @@ class Auditor:
             "claude_rbac denied: reason=%s role=%s model=%s route=%s",
             decision.reason,
             decision.role,
-            decision.model,
+            fields["model"],
             fields["route"],
             extra={"claude_rbac": fields},
         )
@@ -219,8 +278,8 @@ class Auditor:
                 self.tokens.add(
                     count,
                     {
-                        "claude_rbac.role": role or "",
-                        "gen_ai.request.model": model or "",
+                        "claude_rbac.role": self.labels.role(role),
+                        "gen_ai.request.model": self.labels.model(model),
                         "gen_ai.token.type": kind,
                     },
                 )
@@ -245,16 +304,10 @@ _UNVETTED_MODEL: Final = frozenset(
 
 @functools.lru_cache(maxsize=1024)
 def _metric_attributes(
-    allowed: bool, reason: str, role: str | None, model: str | None, enforced: bool
+    allowed: bool, reason: str, role: str, model: str, enforced: bool
 ) -> Mapping[str, AttributeValue]:
-    # Low cardinality only: never a user id, and never a model name the policy refused (a caller could
-    # make up millions); the span has the exact name.
+    # Low cardinality only: never a user id, never a model name the policy refused (a caller could make up
+    # millions), only labels from bounded sets (:class:`MetricLabels`); the span has the exact name.
     return MappingProxyType(
-        {
-            DECISION: "allow" if allowed else "deny",
-            REASON: reason,
-            ROLE: role or "",
-            MODEL: "_other" if model and reason in _UNVETTED_MODEL else model or "",
-            ENFORCED: enforced,
-        }
+        {DECISION: "allow" if allowed else "deny", REASON: reason, ROLE: role, MODEL: model, ENFORCED: enforced}
     )

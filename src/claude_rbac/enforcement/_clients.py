@@ -9,6 +9,7 @@ rotation, a policy reload or a workspace change applies to clients already hande
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal, TypeVar, overload
@@ -17,7 +18,8 @@ import anthropic
 from anthropic import MiddlewareInput, NotGiven, not_given
 from opentelemetry import trace
 
-from ..policy import Principal, Scope
+from ..errors import error_for
+from ..policy import ORG_IDS_HEADER, Principal, Scope, redact
 from ._attempt import Binding
 from ._enforcer import Enforcer
 from ._governor import Governor
@@ -27,7 +29,11 @@ __all__ = ["ClientFactory", "GovernedAnthropic", "GovernedAsyncAnthropic"]
 PLACEHOLDER_KEY: Final = "governed-by-claude-rbac"
 """What a governed client's ``api_key`` reads: the real key is added per request by its governor."""
 _CACHE_SIZE: Final = 1024
-_FIXED: Final = ("base_url", "api_key", "auth_token", "credentials", "config", "profile")
+_FIXED: Final = ("base_url", "api_key", "auth_token", "credentials", "config", "profile", "http_client")
+"""What a derived client may not change: where requests go, whose credentials they carry, what sends them
+(an ``http_client`` of the caller's could read the key off every request or send it anywhere)."""
+_CLIENT_OPTIONS: Final = frozenset(inspect.signature(anthropic.Anthropic.__init__).parameters) - {"self"}
+_CREDENTIAL_HEADERS: Final = frozenset({"x-api-key", "authorization"})
 
 
 class _LongRequestTimeout(anthropic.Timeout):
@@ -53,12 +59,22 @@ _Client = TypeVar("_Client", bound="anthropic.Anthropic | anthropic.AsyncAnthrop
 
 def _governed_options(middleware: Sequence[MiddlewareInput], kwargs: dict[str, Any]) -> dict[str, Any]:
     """``copy()``'s arguments, such that the copy keeps the governor (last, nearest the wire) and its host."""
-    changed = [name for name in _FIXED if kwargs.get(name) not in (None, not_given)]
+    extra = kwargs.get("_extra_kwargs") or {}
+    changed = [name for name in _FIXED if kwargs.get(name) not in (None, not_given) or name in extra]
+    if "middleware" in extra:
+        changed.append("middleware")
     if changed:
         raise TypeError(
             f"a governed client's {', '.join(changed)} come(s) from its workspace in the policy: "
             "set them there (or in RBAC(...)), not on the client"
         )
+    for option in ("default_headers", "set_default_headers"):
+        names = {name.lower() for name in kwargs.get(option) or {}}
+        if ORG_IDS_HEADER in names:
+            message = f"The {ORG_IDS_HEADER} header is set by the policy; a governed client may not change it."
+            raise error_for("tenant_restriction_violation", message)
+        if names & _CREDENTIAL_HEADERS:
+            raise TypeError("a governed client's credentials come from its workspace in the policy, not its headers")
     governors = [entry for entry in middleware if isinstance(entry, Governor)]
     chosen = kwargs.get("middleware", not_given)
     if governors and not isinstance(chosen, NotGiven):
@@ -106,6 +122,10 @@ class ClientFactory:
         self._enforcer = enforcer
         self._base_url = base_url
         self._options = dict(client_options or {})
+        unknown = [name for name in self._options if name not in _CLIENT_OPTIONS]
+        if unknown:
+            shown = ", ".join(redact(name) for name in unknown)
+            raise TypeError(f"client_options takes anthropic.Anthropic() keyword arguments; not {shown}")
         self._tracer_provider = tracer_provider
         self._lock = threading.Lock()
         self._roots: dict[bool, GovernedAnthropic | GovernedAsyncAnthropic] = {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
@@ -22,17 +22,24 @@ from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
 from ..errors import error_for
-from ..policy import Decision, Mode, Policy, Principal, Role, TokenEstimator, UnavailablePolicy
+from ..policy import Decision, Mode, Policy, Principal, Role, TokenEstimator, UnavailablePolicy, redact
 from ..quota import Quota
 from ._audit import Auditor
+from ._batches import BatchOwners
 from ._keys import ActiveKey, KeyRing, is_revoked
+from ._revocation import (
+    DEFAULT_REVOCATION_TIMEOUT,
+    DEFAULT_REVOCATION_TTL,
+    RevocationList,
+    RevocationSource,
+    check_revocation_bounds,
+)
 
 __all__ = ["Enforcer", "Generation", "OnStorageError", "RevocationSource"]
 
 log = logging.getLogger("claude_rbac")
 
 OnStorageError = Literal["deny", "allow"]
-RevocationSource = Iterable[str] | Callable[[], Iterable[str]]
 _GUARD_MEMO_SIZE: Final = 4096
 _SERVER_SPAN_ATTRIBUTES: Final = frozenset(
     {"enduser.id", "enduser.pseudo.id", "user.roles", "claude_rbac.decision", "claude_rbac.decision.reason"}
@@ -90,6 +97,8 @@ class Enforcer:
         mode: Mode | None = None,
         on_storage_error: OnStorageError = "deny",
         revoked: RevocationSource | None = None,
+        revoked_timeout: float = DEFAULT_REVOCATION_TIMEOUT,
+        revoked_ttl: float = DEFAULT_REVOCATION_TTL,
         token_estimator: TokenEstimator | None = None,
         allowed_org_ids: str | None = None,
         service: str | None = None,
@@ -98,11 +107,10 @@ class Enforcer:
         long_request_check: bool = True,
     ) -> None:
         if on_storage_error not in ("deny", "allow"):
-            raise ValueError(f"on_storage_error must be 'deny' or 'allow', got {on_storage_error!r}")
+            raise ValueError(f"on_storage_error must be 'deny' or 'allow', got {redact(on_storage_error)}")
         if mode not in (None, "enforce", "shadow"):
-            raise ValueError(f"mode must be 'enforce' or 'shadow', got {mode!r}")
-        if isinstance(revoked, (str, bytes)):
-            raise TypeError("revoked= takes a collection of key fingerprints or a callable, not one string")
+            raise ValueError(f"mode must be 'enforce' or 'shadow', got {redact(mode)}")
+        check_revocation_bounds(revoked_timeout, revoked_ttl)
         self.quota = quota
         self.auditor = auditor
         self.on_storage_error: OnStorageError = on_storage_error
@@ -111,11 +119,13 @@ class Enforcer:
         """Apply the SDK's non-streaming max_tokens rule after the clamp (off when the app set its own timeout)."""
         self._mode_override = mode
         self._org_ids_override = allowed_org_ids
-        self._revoked = revoked
+        self._revoked = None if revoked is None else RevocationList(revoked, timeout=revoked_timeout, ttl=revoked_ttl)
+        self.batch_owners = BatchOwners(quota.storage, key_prefix=quota.key_prefix, in_process=quota.is_memory)
         self._key_options: dict[str, Any] = {"service": service, "api_key": api_key, "base_url": base_url}
         self._lock = threading.Lock()
         self._generation = self._build(policy, number=1, previous=None)
         self._poll: Callable[[], None] | None = None
+        auditor.use_policy(policy)
 
     # -- the generation in force ---------------------------------------------------------------------
 
@@ -145,6 +155,7 @@ class Enforcer:
         with self._lock:
             current = self._generation
             fresh = self._build(policy, number=current.number + 1, previous=current, stale=stale)
+            self.auditor.use_policy(policy)
             self._generation = fresh
         return fresh
 
@@ -186,15 +197,20 @@ class Enforcer:
     # -- keys -----------------------------------------------------------------------------------------
 
     def key_revoked(self, generation: Generation, key_id: str) -> bool:
-        """Whether the key is revoked by the policy or by the ``revoked=`` source (which may raise: fail closed)."""
+        """Whether the key is revoked by the policy or by the ``revoked=`` source.
+
+        The source is asked within its time bound; when it times out, raises or answers junk, this raises
+        and the caller fails closed.
+        """
         if is_revoked(key_id, generation.policy.settings.revoked):
             return True
-        if self._revoked is None:
-            return False
-        extra = self._revoked() if callable(self._revoked) else self._revoked
-        if isinstance(extra, (str, bytes)):
-            raise TypeError("the revocation source returned one string, not a collection of fingerprints")
-        return is_revoked(key_id, extra)
+        return self._revoked is not None and self._revoked.revoked(key_id)
+
+    async def akey_revoked(self, generation: Generation, key_id: str) -> bool:
+        """:meth:`key_revoked` for async clients: the source runs off the event loop."""
+        if is_revoked(key_id, generation.policy.settings.revoked):
+            return True
+        return self._revoked is not None and await self._revoked.arevoked(key_id)
 
     def reload_keys(self) -> list[str]:
         """Re-read every key source now; the workspaces whose key changed."""

@@ -19,9 +19,10 @@ the response reports; a failed attempt gives its whole reservation back.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final, NoReturn
 
 from anthropic import APIRequest, APIResponse, AsyncAPIResponse, AsyncCallNext, CallNext, Middleware, NotGiven, omit
 from opentelemetry import trace
@@ -29,12 +30,7 @@ from opentelemetry.util.types import AttributeValue
 
 from .. import audit
 from ..errors import UNAVAILABLE, error_for
-from ..policy import (
-    NONSTREAMING_MAX_TOKENS,
-    ORG_IDS_HEADER,
-    CallPlan,
-    plan_call,
-)
+from ..policy import BATCH_READS, NONSTREAMING_MAX_TOKENS, ORG_IDS_HEADER, CallPlan, batch_id_of, plan_call
 from ._attempt import Attempt, Binding
 from ._audit import Auditor
 from ._enforcer import Enforcer, Generation
@@ -42,10 +38,15 @@ from ._keys import ActiveKey
 from ._limits import Limiter
 from ._usage import AsyncUsageStream, Usage, UsageStream, usage_of
 
-__all__ = ["Binding", "Governor"]
+__all__ = ["REFUSED_IN_ANY_MODE", "Binding", "Governor"]
 
 log = logging.getLogger("claude_rbac")
 _MEMO_SIZE = 256
+REFUSED_IN_ANY_MODE: Final = frozenset(
+    {"invalid_request", "key_revoked", "tenant_restriction_violation", "host_not_allowed"}
+)
+"""Denials shadow mode enforces too: a revoked key, another tenant or another host would take the key where it
+must not go, and a malformed request cannot be sent at all."""
 
 
 class Governor(Middleware):
@@ -69,7 +70,20 @@ class Governor(Middleware):
     # -- sync ---------------------------------------------------------------------------------------
 
     def handle(self, request: APIRequest, call_next: CallNext) -> APIResponse[Any]:
-        call = self._decide(request)
+        call = self._judge(request)
+        if self._asks_revocation(call):
+            try:
+                revoked = self._enforcer.key_revoked(call.generation, call.key.key_id or "")
+            except Exception as exc:
+                self._unavailable(call, exc, "the revocation source")
+            self._revocation_answered(call, revoked)
+        if (owner := self._asks_owner(call)) is not None:
+            try:
+                owns = self._enforcer.batch_owners.owns(owner[0], owner[1])
+            except Exception as exc:
+                self._unavailable(call, exc, "the batch owners' storage")
+            self._owner_answered(call, owns)
+        self._conclude(call)
         call.reservation = self._limiter.acquire(call)
         self._admitted(call)
         try:
@@ -88,6 +102,11 @@ class Governor(Middleware):
             http.stream = UsageStream(http.stream, lambda usage: self._settle(call, usage))  # type: ignore[arg-type]
         elif call.plan.operation == "messages.create" and http.is_closed:
             self._settle(call, _parsed_usage(response.parse()))
+        elif call.plan.operation == "messages.batches.create" and (created := self._created_batch(http.read())):
+            try:
+                self._enforcer.batch_owners.bind(*created)
+            except Exception as exc:
+                self._unbound(exc)
         return response
 
     def _settle(self, call: Attempt, usage: Usage) -> None:
@@ -97,7 +116,20 @@ class Governor(Middleware):
     # -- async --------------------------------------------------------------------------------------
 
     async def handle_async(self, request: APIRequest, call_next: AsyncCallNext) -> AsyncAPIResponse[Any]:
-        call = self._decide(request)
+        call = self._judge(request)
+        if self._asks_revocation(call):
+            try:
+                revoked = await self._enforcer.akey_revoked(call.generation, call.key.key_id or "")
+            except Exception as exc:
+                self._unavailable(call, exc, "the revocation source")
+            self._revocation_answered(call, revoked)
+        if (owner := self._asks_owner(call)) is not None:
+            try:
+                owns = await self._enforcer.batch_owners.aowns(owner[0], owner[1])
+            except Exception as exc:
+                self._unavailable(call, exc, "the batch owners' storage")
+            self._owner_answered(call, owns)
+        self._conclude(call)
         call.reservation = await self._limiter.aacquire(call)
         self._admitted(call)
         try:
@@ -116,6 +148,11 @@ class Governor(Middleware):
             http.stream = AsyncUsageStream(http.stream, lambda usage: self._asettle(call, usage))  # type: ignore[arg-type]
         elif call.plan.operation == "messages.create" and http.is_closed:
             await self._asettle(call, _parsed_usage(await response.parse()))
+        elif call.plan.operation == "messages.batches.create" and (created := self._created_batch(await http.aread())):
+            try:
+                await self._enforcer.batch_owners.abind(*created)
+            except Exception as exc:
+                self._unbound(exc)
         return response
 
     async def _asettle(self, call: Attempt, usage: Usage) -> None:
@@ -124,22 +161,24 @@ class Governor(Middleware):
 
     # -- deciding -----------------------------------------------------------------------------------
 
-    def _decide(self, request: APIRequest) -> Attempt:
-        """The policy's plan for this attempt; raises (after recording) when it is a denial."""
+    def _judge(self, request: APIRequest) -> Attempt:
+        """The policy's plan for this attempt, before the revocation and batch-owner questions."""
         enforcer = self._enforcer
         binding = self._binding
         generation = enforcer.generation
         role = generation.role_of(binding.principal)
         enforced = generation.enforced(role)
         key = generation.key_for(role)
-        first = request.retries_taken == 0
         long_request = enforcer.long_request_check and isinstance(request.timeout, NotGiven)
+        # Judge the path that will be sent: a relative URL goes under the workspace's base URL as it is
+        # (so "//host/v1/messages" is the path "/host/v1/messages", not the host "host").
+        url = request.url if "://" in request.url else f"/{request.url.lstrip('/')}"
         plan = plan_call(
             generation.policy,
             binding.principal,
             binding.scope,
             request.method,
-            request.url,
+            url,
             request.json,
             estimate=enforcer.token_estimator,
             count_tokens=role is not None and role.counts_tokens,
@@ -147,53 +186,69 @@ class Governor(Middleware):
             nonstreaming_limit=NONSTREAMING_MAX_TOKENS if long_request else None,
         )
         plan = self._check_request(generation, plan, request, key)
-        if plan.decision.allowed:
-            plan = self._check_revocation(generation, plan, key, enforced, first)
-        call = Attempt(generation, plan, key, enforced, first, {})
-        call.attributes = self._attributes(call)
-        decision = plan.decision
-        if not decision.allowed:
-            # A revoked key is never sent and a malformed request cannot be: both are refused in any mode.
-            refused = enforced or decision.reason in ("invalid_request", "key_revoked", "tenant_restriction_violation")
-            if first or refused:  # a shadow-mode call the SDK retries is one decision, not one per attempt
-                enforcer.auditor.record(decision, call.attributes)
-            if refused:
-                raise error_for(decision.reason, decision.message)
-        return call
+        return Attempt(generation, plan, key, enforced, request.retries_taken == 0, {})
 
     def _check_request(self, generation: Generation, plan: CallPlan, request: APIRequest, key: ActiveKey) -> CallPlan:
         """Where the request goes and which tenant it names: only the workspace's host, only our tenant header."""
         url = request.url
         if "://" in url and not url.startswith(f"{self._base_url(key)}/"):
-            message = "This client may only call its workspace's API host."
-            return CallPlan(plan.operation, plan.decision.denied("endpoint_not_allowed", message), counts_rpm=False)
+            return _refused(plan, "host_not_allowed")
+        options = request.options
+        if request.method.upper() != "GET" and (options.content is not None or options.files is not None):
+            return _refused(
+                plan, "invalid_request", "The Messages API takes a JSON body; raw content and files are refused."
+            )
         org_ids = generation.allowed_org_ids
         asked = _header(request.headers, ORG_IDS_HEADER)
         if org_ids is not None and asked is not None and asked != org_ids:
             message = f"The {ORG_IDS_HEADER} header is set by the policy; a request may not change it."
-            return CallPlan(
-                plan.operation, plan.decision.denied("tenant_restriction_violation", message), counts_rpm=False
-            )
+            return _refused(plan, "tenant_restriction_violation", message)
         return plan
 
-    def _check_revocation(
-        self, generation: Generation, plan: CallPlan, key: ActiveKey, enforced: bool, first: bool
-    ) -> CallPlan:
-        if key.key_id is None:
-            return plan
-        try:
-            revoked = self._enforcer.key_revoked(generation, key.key_id)
-        except Exception as exc:
-            # A revocation source that cannot answer fails closed, like a storage that cannot.
-            log.error("claude_rbac: the revocation source raised %s; denying", type(exc).__name__)
-            decision = plan.decision.denied("backend_unavailable", UNAVAILABLE)
-            call = Attempt(generation, CallPlan(plan.operation, decision), key, enforced, first, {})
-            self._enforcer.auditor.record(decision, self._attributes(call), failure=exc)
-            raise error_for("backend_unavailable") from None
-        if not revoked:
-            return plan
-        decision = plan.decision.denied("key_revoked", error_for("key_revoked").message)
-        return CallPlan(plan.operation, decision, counts_rpm=False)
+    def _asks_revocation(self, call: Attempt) -> bool:
+        """Whether to ask if the key is revoked: for a call that may be sent (shadow mode sends denied ones)."""
+        decision = call.plan.decision
+        may_be_sent = decision.allowed or (not call.enforced and decision.reason not in REFUSED_IN_ANY_MODE)
+        return call.key.key_id is not None and may_be_sent
+
+    def _revocation_answered(self, call: Attempt, revoked: bool) -> None:
+        if revoked:
+            call.plan = _refused(call.plan, "key_revoked")
+
+    def _asks_owner(self, call: Attempt) -> tuple[str, str] | None:
+        """(batch id, principal id) when this call reads or cancels a batch and the role may do so only for its own."""
+        plan = call.plan
+        principal = self._binding.principal
+        if plan.batch_id is None or plan.operation not in BATCH_READS or not plan.decision.allowed:
+            return None
+        role = call.generation.role_of(principal)
+        if principal is None or role is None or role.batches == "all":
+            return None
+        return plan.batch_id, principal.id
+
+    def _owner_answered(self, call: Attempt, owns: bool) -> None:
+        if not owns:
+            call.plan = _refused(call.plan, "batch_not_owned")
+
+    def _unavailable(self, call: Attempt, exc: Exception, what: str) -> NoReturn:
+        """A source that cannot answer (revocations, batch owners) fails closed, like a storage that cannot."""
+        log.error("claude_rbac: %s failed (%s); denying", what, type(exc).__name__)
+        decision = call.plan.decision.denied("backend_unavailable", UNAVAILABLE)
+        call.plan = CallPlan(call.plan.operation, decision)
+        self._enforcer.auditor.record(decision, self._attributes(call), failure=exc)
+        raise error_for("backend_unavailable") from None
+
+    def _conclude(self, call: Attempt) -> None:
+        """Record the decision and raise when it is a denial this mode enforces."""
+        call.attributes = self._attributes(call)
+        decision = call.plan.decision
+        if decision.allowed:
+            return
+        refused = call.enforced or decision.reason in REFUSED_IN_ANY_MODE
+        if call.first or refused:  # a shadow-mode call the SDK retries is one decision, not one per attempt
+            self._enforcer.auditor.record(decision, call.attributes)
+        if refused:
+            raise error_for(decision.reason, decision.message)
 
     def _attributes(self, call: Attempt) -> dict[str, AttributeValue]:
         decision = call.plan.decision
@@ -262,6 +317,30 @@ class Governor(Middleware):
             retries_taken=request.retries_taken,
         )
 
+    def _created_batch(self, body: bytes) -> tuple[str, str] | None:
+        """(batch id, creator) of the batch this call created, read from the answer's JSON."""
+        principal = self._binding.principal
+        if principal is None:
+            return None
+        try:
+            batch_id = json.loads(body).get("id")
+        except (ValueError, AttributeError):
+            batch_id = None
+        if not isinstance(batch_id, str) or batch_id_of(f"/v1/messages/batches/{batch_id}") != batch_id:
+            log.error(
+                "claude_rbac: a created batch's answer has no usable id; only roles with batches='all' can read it"
+            )
+            return None
+        return batch_id, principal.id
+
+    @staticmethod
+    def _unbound(exc: Exception) -> None:
+        # The batch exists and its creator has its id: answer them, and say loudly that it is unbound.
+        log.error(
+            "claude_rbac: could not record a new batch's creator (%s); reading it will be refused", type(exc).__name__
+        )
+        Auditor.annotate(trace.get_current_span(), {audit.STORAGE_ERROR: True})
+
     def _upstream_error(self, status: int, body: bytes) -> None:
         if status == 403 and b"tenant_restriction_violation" in body:
             Auditor.annotate(trace.get_current_span(), {audit.TENANT_VIOLATION: True})
@@ -271,6 +350,12 @@ class Governor(Middleware):
         if usage.counted or usage.cache_read_input_tokens:
             decision = call.plan.decision
             self._enforcer.auditor.record_tokens(decision.role, decision.model, usage.by_type())
+
+
+def _refused(plan: CallPlan, reason: str, message: str | None = None) -> CallPlan:
+    """The plan turned into a refusal for ``reason`` (nothing is counted for it)."""
+    decision = plan.decision.denied(reason, message or error_for(reason).message)
+    return CallPlan(plan.operation, decision, counts_rpm=False, batch_id=plan.batch_id)
 
 
 def _header(headers: Mapping[str, Any], name: str) -> str | None:

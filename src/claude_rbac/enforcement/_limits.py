@@ -7,6 +7,7 @@ and let through; a storage that fails is denied (fail closed) unless ``on_storag
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Final
@@ -28,14 +29,20 @@ _MEMO_SIZE: Final = 64
 
 
 class Limiter:
-    """The buckets of one governed client's calls (per principal and route scope), and their hits."""
+    """The buckets of one governed client's calls (per principal and route scope), and their hits.
+
+    A call counts one request against the role's (and the route's) rpm; a batch counts one per request it
+    holds, so a batch cannot carry more requests a minute than the role may send one by one.
+    ``count_tokens`` counts against request buckets of its own at the same rpm (Anthropic also keeps token
+    counting's rate limits apart from messages'), so a token estimator that calls it does not halve the rpm.
+    """
 
     def __init__(self, enforcer: Enforcer, binding: Binding) -> None:
         self._enforcer = enforcer
         self._binding = binding
         # Bucket keys depend on the generation (the role's limits), and on the UTC day only through
         # calendar budgets: the memo is keyed by both and stays small.
-        self._memo: dict[tuple[int, bool, str], tuple[Bucket, ...]] = {}
+        self._memo: dict[tuple[int, bool, str, bool], tuple[Bucket, ...]] = {}
 
     # -- which buckets ------------------------------------------------------------------------------
 
@@ -46,8 +53,9 @@ class Limiter:
         if not plan.decision.allowed or role is None or principal is None:
             return ()
         counts_rpm = attempt.first and plan.counts_rpm
+        counting = plan.operation == "messages.count_tokens"
         day = time.strftime("%Y-%m-%d", time.gmtime()) if role.budget or role.pool_budget else ""
-        memo_key = (attempt.generation.number, counts_rpm, day)
+        memo_key = (attempt.generation.number, counts_rpm, day, counting)
         template = self._memo.get(memo_key)
         if template is None:
             if len(self._memo) >= _MEMO_SIZE or any(key[2] != day for key in self._memo):
@@ -67,10 +75,16 @@ class Limiter:
                 pool_budget_month=role.pool_budget.month,
                 tokens=1,
             )
+            if counting:  # count_tokens has request buckets of its own, at the same rpm
+                template = tuple(_counting(bucket) if bucket.kind == "rpm" else bucket for bucket in template)
             self._memo[memo_key] = template
+        requests = plan.requests if counts_rpm else 1
+        rpm = tuple(
+            bucket if requests == 1 else bucket.with_cost(requests) for bucket in template if bucket.kind == "rpm"
+        )
         if plan.tokens <= 0:
-            return tuple(bucket for bucket in template if bucket.kind == "rpm")
-        return tuple(bucket if bucket.kind == "rpm" else bucket.with_cost(plan.tokens) for bucket in template)
+            return rpm
+        return rpm + tuple(bucket.with_cost(plan.tokens) for bucket in template if bucket.kind != "rpm")
 
     # -- taking them --------------------------------------------------------------------------------
 
@@ -141,6 +155,10 @@ class Limiter:
             await self._enforcer.quota.asettle(reservation, _used(reservation, usage))
         except StorageFailure:
             log.warning("claude_rbac: could not settle token usage: the limits storage failed")
+
+
+def _counting(bucket: Bucket) -> Bucket:
+    return dataclasses.replace(bucket, identifiers=(*bucket.identifiers, "count_tokens"))
 
 
 def _used(reservation: Reservation, usage: Usage) -> int:

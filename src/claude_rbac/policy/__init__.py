@@ -5,16 +5,40 @@ function that every adapter, the governed clients and ``claude-rbac explain`` as
 """
 
 from ._diff import Change, PolicyDiff, RoleDiff, diff_policies, gain_hits, globs_overlap, limit_settings
-from ._model import UNRESTRICTED, Budget, Decision, Mode, OnExcess, Principal, Role, Scope, Settings, as_patterns
+from ._model import (
+    UNRESTRICTED,
+    BatchAccess,
+    Budget,
+    Decision,
+    Mode,
+    OnExcess,
+    Principal,
+    Role,
+    Scope,
+    Settings,
+    as_patterns,
+)
+from ._model_fields import ModelField, model_fields
+from ._operations import BATCH_READS, batch_id_of, operation_of
 from ._patterns import ModelMatcher
 from ._policy import DEFAULT_POLICY, Policy, UnavailablePolicy
 from ._probe import OPERATION_ENDPOINTS, probe
-from ._request import NONSTREAMING_MAX_TOKENS, CallPlan, TokenEstimator, estimate_input_tokens, operation_of, plan_call
+from ._request import NONSTREAMING_MAX_TOKENS, CallPlan, TokenEstimator, estimate_input_tokens, plan_call
 from ._suite import Case, Expectation, Outcome, Suite, SuiteError, read_suite, run_case, suite_policy_path
 from ._values import MAX_TOKENS_CEILING
-from ._workspaces import KEY_LITERAL, ORG_IDS_HEADER, KeySource, Workspace, fingerprint, format_org_ids, redact
+from ._workspaces import (
+    KEY_LITERAL,
+    ORG_IDS_HEADER,
+    KeySource,
+    Workspace,
+    fingerprint,
+    format_org_ids,
+    hide_keys,
+    redact,
+)
 
 __all__ = [
+    "BATCH_READS",
     "DEFAULT_POLICY",
     "KEY_LITERAL",
     "MAX_TOKENS_CEILING",
@@ -22,6 +46,7 @@ __all__ = [
     "OPERATION_ENDPOINTS",
     "ORG_IDS_HEADER",
     "UNRESTRICTED",
+    "BatchAccess",
     "Budget",
     "CallPlan",
     "Case",
@@ -30,6 +55,7 @@ __all__ = [
     "Expectation",
     "KeySource",
     "Mode",
+    "ModelField",
     "ModelMatcher",
     "OnExcess",
     "Outcome",
@@ -46,13 +72,16 @@ __all__ = [
     "UnavailablePolicy",
     "Workspace",
     "as_patterns",
+    "batch_id_of",
     "diff_policies",
     "estimate_input_tokens",
     "fingerprint",
     "format_org_ids",
     "gain_hits",
     "globs_overlap",
+    "hide_keys",
     "limit_settings",
+    "model_fields",
     "operation_of",
     "plan_call",
     "probe",

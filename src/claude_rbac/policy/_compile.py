@@ -47,12 +47,14 @@ ROLE_KEYS: Final = frozenset(
         "pool",
         "workspace",
         "mode",
+        "batches",
     }
 )
 BUDGET_KEYS: Final = frozenset({"day", "month"})
 POOL_KEYS: Final = frozenset({"tpm", "budget"})
 ROLE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 MODES: Final = ("enforce", "shadow")
+BATCH_ACCESS: Final = ("own", "all")
 
 
 class _Problems:
@@ -176,6 +178,11 @@ class _RoleSpec:
             workspace = None
         self.workspace: str | None = workspace
         self.mode = _mode(spec.get("mode"), problems, name, "mode")
+        batches = spec.get("batches")
+        if batches is not None and batches not in BATCH_ACCESS:
+            problems.add(f"must be one of {', '.join(BATCH_ACCESS)}, got {redact(batches)}", role=name, field="batches")
+            batches = None
+        self.batches: Any = batches
 
 
 def _linearise(name: str, specs: Mapping[str, _RoleSpec]) -> list[str]:
@@ -268,6 +275,7 @@ def _compile_roles(roles: Mapping[str, Any], problems: _Problems) -> dict[str, R
             pool_budget=_inherit("pool_budget", spec, chain),
             workspace=_inherit("workspace", spec, chain),
             mode=_inherit("mode", spec, chain),
+            batches=_inherit("batches", spec, chain) or "own",
             own_models=spec.models,
             own_keys=frozenset(key for key in spec.keys if key in ROLE_KEYS),
             matcher=ModelMatcher(models),

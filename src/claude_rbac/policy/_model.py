@@ -15,6 +15,7 @@ from ._workspaces import Workspace
 
 __all__ = [
     "UNRESTRICTED",
+    "BatchAccess",
     "Budget",
     "Decision",
     "Mode",
@@ -29,6 +30,8 @@ __all__ = [
 
 Mode = Literal["enforce", "shadow"]
 OnExcess = Literal["clamp", "reject"]
+BatchAccess = Literal["own", "all"]
+"""Which batches a role may retrieve, read the results of and cancel: those its principal created, or all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,7 @@ class Role:
     pool_budget: Budget = Budget()
     workspace: str | None = None
     mode: Mode | None = None
+    batches: BatchAccess = "own"
     own_models: tuple[str, ...] = ()
     own_keys: frozenset[str] = field(default=frozenset(), compare=False)
     """The settings the role writes itself (the others are inherited or defaults): ``claude-rbac diff`` says

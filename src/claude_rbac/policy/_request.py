@@ -1,23 +1,25 @@
 """What one outgoing SDK request asks for, and what the policy makes of it.
 
-Pure functions over the request the anthropic SDK is about to send: which endpoint, which models and
-max_tokens (the top-level request, every ``fallbacks`` entry, every request of a batch), the decision
-for each, and the body with ``max_tokens`` clamped where the policy says so. A malformed request is a
-denial with reason ``invalid_request`` like any other. Nothing here touches a counter, a span or the network.
+Pure functions over the request the anthropic SDK is about to send: which endpoint, every model it names
+(the request's own, each ``fallbacks`` entry, each advisor tool, in each request of a batch: see
+:mod:`._model_fields`), the decision for each, and the body with every ``max_tokens`` clamped where the
+policy says so. A malformed request is a denial with reason ``invalid_request`` like any other. Nothing
+here touches a counter, a span or the network.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from ..errors import InvalidRequest, message_for
-from ._model import Decision, Principal, Scope
+from ._model import Decision, Principal, Scope, min_cap
+from ._model_fields import ModelField, model_fields
+from ._operations import BATCH_READS, batch_id_of, operation_of
 from ._policy import Policy
 
 __all__ = [
@@ -25,7 +27,6 @@ __all__ = [
     "CallPlan",
     "TokenEstimator",
     "estimate_input_tokens",
-    "operation_of",
     "plan_call",
 ]
 
@@ -35,46 +36,6 @@ MIN_THINKING_BUDGET: Final = 1_024
 NONSTREAMING_MAX_TOKENS: Final = 21_333
 """The most ``max_tokens`` a non-streaming call may ask for: the anthropic SDK refuses more (it expects such
 a call to take longer than its 10-minute default timeout: 3,600 s x max_tokens / 128,000 > 600 s)."""
-_BATCH_ITEM = re.compile(r"/v1/messages/batches/[^/]+(/results|/cancel)?")
-
-# (method, path) -> operation name. Anything else is denied: the client governs the Messages API only.
-_OPERATIONS: Final = {
-    ("POST", "/v1/messages"): "messages.create",
-    ("POST", "/v1/messages/count_tokens"): "messages.count_tokens",
-    ("POST", "/v1/messages/batches"): "messages.batches.create",
-}
-_OPERATION_CACHE: dict[tuple[str, str], str | None] = {}
-
-
-def operation_of(method: str, url: str) -> str | None:
-    """The governed operation a request is, or ``None`` for an endpoint the policy does not know."""
-    key = (method, url)
-    if key in _OPERATION_CACHE:
-        return _OPERATION_CACHE[key]
-    operation = _classify(method, url)
-    if len(_OPERATION_CACHE) >= 1024:  # batch ids make URLs unbounded
-        _OPERATION_CACHE.clear()
-    _OPERATION_CACHE[key] = operation
-    return operation
-
-
-def _classify(method: str, url: str) -> str | None:
-    path = urlsplit(url).path.rstrip("/") or "/"
-    method = method.upper()
-    operation = _OPERATIONS.get((method, path))
-    if operation is not None:
-        return operation
-    match = _BATCH_ITEM.fullmatch(path)
-    if match is None:
-        return None
-    suffix = match.group(1)
-    if method == "GET" and suffix is None:
-        return "messages.batches.retrieve"
-    if method == "GET" and suffix == "/results":
-        return "messages.batches.results"
-    if method == "POST" and suffix == "/cancel":
-        return "messages.batches.cancel"
-    return None
 
 
 def estimate_input_tokens(body: Mapping[str, Any]) -> int:
@@ -114,14 +75,14 @@ class CallPlan:
     tokens: int = 0
     """Tokens to reserve: the input estimate plus the effective max_tokens (summed over a batch)."""
     counts_rpm: bool = True
+    requests: int = 1
+    """How many requests this counts as against RPM: a batch counts each of its items."""
+    batch_id: str | None = None
+    """The batch a retrieve/results/cancel names."""
 
 
 def _role_name(principal: Principal | None) -> str | None:
     return principal.role if principal is not None and isinstance(principal.role, str) else None
-
-
-def _invalid(principal: Principal | None, operation: str | None, message: str) -> CallPlan:
-    return CallPlan(operation, Decision(False, "invalid_request", _role_name(principal), message=message))
 
 
 def _thinking(item: Mapping[str, Any], decision: Decision) -> dict[str, Any] | Decision | None:
@@ -149,20 +110,64 @@ class _Item:
     tokens: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Asking:
+    """The question every model of one request is asked under: who, where, and whether to change the body."""
+
+    policy: Policy
+    principal: Principal | None
+    scope: Scope
+    enforce: bool
+
+    def decide(self, model: object, max_tokens: object = None) -> Decision:
+        if max_tokens is None:
+            return self.policy.decide(self.principal, model=model, scope=self.scope)
+        return self.policy.decide(self.principal, model=model, max_tokens=max_tokens, scope=self.scope)
+
+    def cap(self) -> int | None:
+        role = self.policy.role(_role_name(self.principal))
+        return min_cap(role.max_tokens if role is not None else None, self.scope.max_tokens)
+
+
+def _unknown(asking: _Asking, field: ModelField) -> Decision:
+    model = field.value if isinstance(field.value, str) else None
+    message = message_for("model_not_allowed", "field", field=field.describe())
+    return Decision(False, "model_not_allowed", _role_name(asking.principal), model, message=message)
+
+
+def _sub_call(asking: _Asking, entry: Mapping[str, Any], inherited: int | None) -> tuple[Decision, dict[str, Any]]:
+    """The decision for a model one request calls besides its own (a fallback, an advisor), and its entry
+    with ``max_tokens`` (and ``thinking``) made to fit. ``inherited``: the max_tokens it has when it gives none."""
+    own = entry.get("max_tokens")
+    decision = asking.decide(entry["model"], inherited if own is None else own)
+    if not decision.allowed or not decision.clamped or own is None:
+        return decision, dict(entry)
+    fitted = {**entry, "max_tokens": decision.max_tokens_effective}
+    thinking = _thinking(entry, decision)
+    if isinstance(thinking, Decision):
+        return thinking, fitted
+    if thinking is not None:
+        fitted["thinking"] = thinking
+    return decision, fitted
+
+
 def _govern_item(
-    policy: Policy,
-    principal: Principal | None,
-    scope: Scope,
+    asking: _Asking,
     item: Mapping[str, Any],
     estimate: TokenEstimator | None,
-    enforce: bool,
     nonstreaming_limit: int | None,
+    *,
+    counting: bool = False,
 ) -> _Item:
+    """One request (a ``messages.create`` body, a batch item's ``params``, or, ``counting``, a count_tokens body)."""
     if "model" not in item:
         raise InvalidRequest("model is required.")
-    if "max_tokens" not in item:
+    if not counting and "max_tokens" not in item:
         raise InvalidRequest("max_tokens is required.")
-    decision = policy.decide(principal, model=item["model"], max_tokens=item["max_tokens"], scope=scope)
+    fallbacks = item.get("fallbacks")
+    if fallbacks is not None and not isinstance(fallbacks, list):
+        raise InvalidRequest("fallbacks must be a list of models: with 'default' the server picks models unchecked.")
+    decision = asking.decide(item["model"], None if counting else item["max_tokens"])
     if not decision.allowed:
         return _Item(decision, None, 0)
     changes: dict[str, Any] = {}
@@ -173,39 +178,44 @@ def _govern_item(
             return _Item(thinking, None, 0)
         if thinking is not None:
             changes["thinking"] = thinking
-    most = decision.max_tokens_effective or 0
-    fallbacks = item.get("fallbacks")
-    if fallbacks is not None:
-        if not isinstance(fallbacks, list):
-            raise InvalidRequest("fallbacks must be a list.")
-        new_fallbacks = []
-        for entry in fallbacks:
-            if not isinstance(entry, Mapping) or "model" not in entry:
-                raise InvalidRequest("each fallbacks entry needs a model.")
-            fallback_tokens = entry.get("max_tokens")
-            fallback = policy.decide(
-                principal,
-                model=entry["model"],
-                max_tokens=decision.max_tokens_requested if fallback_tokens is None else fallback_tokens,
-                scope=scope,
-            )
-            if not fallback.allowed:
-                return _Item(fallback, None, 0)
-            most = max(most, fallback.max_tokens_effective or 0)
-            if fallback.clamped and fallback_tokens is not None:
-                new_fallbacks.append({**entry, "max_tokens": fallback.max_tokens_effective})
-            else:
-                new_fallbacks.append(dict(entry))
-        if new_fallbacks != fallbacks:
-            changes["fallbacks"] = new_fallbacks
-    sent = most if enforce else max(most, decision.max_tokens_requested or 0)
+    most = decision.max_tokens_effective or 0  # one of the request and its fallbacks runs
+    besides = 0  # every advisor call runs on top of it
+    lists: dict[str, list[Any]] = {}
+    for field in model_fields(item):
+        if field.kind == "request":
+            continue
+        if field.kind == "unknown":
+            return _Item(_unknown(asking, field), None, 0)
+        name, index = str(field.path[0]), int(field.path[1])
+        if counting:
+            sub = asking.decide(field.value)
+            if not sub.allowed:
+                return _Item(sub, None, 0)
+            continue
+        if field.kind == "fallback":
+            sub, entry = _sub_call(asking, field.owner, decision.max_tokens_requested)
+            most = max(most, sub.max_tokens_effective or 0)
+        else:  # an advisor: without max_tokens its output is bounded by the model alone, so give it the cap
+            cap = asking.cap()
+            sub, entry = _sub_call(asking, field.owner, cap)
+            if cap is not None and field.owner.get("max_tokens") is None:
+                entry["max_tokens"] = cap
+            besides += sub.max_tokens_effective or 0
+        if not sub.allowed:
+            return _Item(sub, None, 0)
+        if entry != field.owner:
+            lists.setdefault(name, list(item[name]))[index] = entry
+    changes.update(lists)
+    if counting:
+        return _Item(decision, None, 0)
+    sent = most if asking.enforce else max(most, decision.max_tokens_requested or 0)
     if nonstreaming_limit is not None and item.get("stream") is not True and sent > nonstreaming_limit:
         raise InvalidRequest(
             f"max_tokens {sent} needs streaming: a call that may take longer than 10 minutes must stream "
             f"(use stream=True or messages.stream(), or ask for at most {nonstreaming_limit})."
         )
-    tokens = estimate(item) + most if estimate is not None else 0
-    if not enforce or not changes:
+    tokens = estimate(item) + most + besides if estimate is not None else 0
+    if not asking.enforce or not changes:
         return _Item(decision, None, tokens)
     return _Item(decision, {**item, **changes}, tokens)
 
@@ -235,40 +245,37 @@ def plan_call(
         return CallPlan(
             None, Decision(False, "endpoint_not_allowed", _role_name(principal), message=message), counts_rpm=False
         )
-    try:
-        return _plan(policy, principal, scope, operation, body, estimate, count_tokens, enforce, nonstreaming_limit)
-    except InvalidRequest as exc:
-        return _invalid(principal, operation, exc.message)
-
-
-def _plan(
-    policy: Policy,
-    principal: Principal | None,
-    scope: Scope,
-    operation: str,
-    body: object,
-    estimate: TokenEstimator | None,
-    count_tokens: bool,
-    enforce: bool,
-    nonstreaming_limit: int | None,
-) -> CallPlan:
-    if operation.startswith("messages.batches.") and operation != "messages.batches.create":
-        return CallPlan(operation, policy.decide(principal), counts_rpm=False)
-    if not isinstance(body, Mapping):
-        raise InvalidRequest("the request body must be a JSON object.")
-    if operation == "messages.count_tokens":
-        if "model" not in body:
-            raise InvalidRequest("model is required.")
-        return CallPlan(operation, policy.decide(principal, model=body["model"], scope=scope), counts_rpm=False)
-
+    if operation in BATCH_READS:
+        return CallPlan(operation, policy.decide(principal), counts_rpm=False, batch_id=batch_id_of(url))
+    asking = _Asking(policy, principal, scope, enforce)
     estimator = (estimate or estimate_input_tokens) if count_tokens else None
-    if operation == "messages.create":
-        item = _govern_item(policy, principal, scope, body, estimator, enforce, nonstreaming_limit)
-        return CallPlan(operation, item.decision, item.body, item.tokens)
+    try:
+        if not isinstance(body, Mapping):
+            raise InvalidRequest("the request body must be a JSON object.")
+        if operation == "messages.count_tokens":
+            item = _govern_item(asking, body, None, None, counting=True)
+            return CallPlan(operation, item.decision)
+        if operation == "messages.create":
+            item = _govern_item(asking, body, estimator, nonstreaming_limit)
+            return CallPlan(operation, item.decision, item.body, item.tokens)
+        return _plan_batch(asking, operation, body, estimator)
+    except InvalidRequest as exc:
+        invalid = Decision(False, "invalid_request", _role_name(principal), message=exc.message)
+        return CallPlan(operation, invalid)
 
+
+def _plan_batch(asking: _Asking, operation: str, body: Mapping[str, Any], estimator: TokenEstimator | None) -> CallPlan:
+    """A batch: every request governed as if sent alone; a model named outside the requests' params is refused."""
     requests = body.get("requests")
     if not isinstance(requests, list) or not requests:
         raise InvalidRequest("requests must be a non-empty list.")
+    # Everything but the requests' params: a model named there has no decision.
+    outside = {
+        **{key: value for key, value in body.items() if key != "requests"},
+        "requests": [{k: v for k, v in r.items() if k != "params"} for r in requests if isinstance(r, Mapping)],
+    }
+    for field in model_fields(outside):
+        return CallPlan(operation, _unknown(asking, field), requests=len(requests))
     new_requests: list[Any] = []
     changed = False
     total = 0
@@ -277,9 +284,9 @@ def _plan(
         params = request.get("params") if isinstance(request, Mapping) else None
         if not isinstance(params, Mapping):
             raise InvalidRequest("each batch request needs params.")
-        item = _govern_item(policy, principal, scope, params, estimator, enforce, None)
+        item = _govern_item(asking, params, estimator, None)
         if not item.decision.allowed:
-            return CallPlan(operation, item.decision)
+            return CallPlan(operation, item.decision, requests=len(requests))
         first = first or item.decision
         total += item.tokens
         if item.body is not None:
@@ -289,4 +296,4 @@ def _plan(
             new_requests.append(request)
     assert first is not None
     new_body = {**body, "requests": new_requests} if changed else None
-    return CallPlan(operation, first, new_body, total)
+    return CallPlan(operation, first, new_body, total, requests=len(requests))

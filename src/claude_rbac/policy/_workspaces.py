@@ -7,13 +7,14 @@ rotating them is the runtime's (:mod:`claude_rbac.enforcement`).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+from .._secrets import KEY_LITERAL, fingerprint, hide_keys, redact
 
 __all__ = [
     "KEY_LITERAL",
@@ -23,33 +24,13 @@ __all__ = [
     "compile_key_settings",
     "fingerprint",
     "format_org_ids",
+    "hide_keys",
     "redact",
 ]
 
 ORG_IDS_HEADER: Final = "anthropic-allowed-org-ids"
-KEY_LITERAL: Final = re.compile(r"sk-ant-[a-z]+[0-9]*-[A-Za-z0-9_-]{16,}")
-"""What an Anthropic key looks like (a fingerprint, ``sk-ant-api03...AbCd#1a2b3c4d``, does not)."""
 
 AddProblem = Callable[..., None]
-
-
-def fingerprint(key: str) -> str:
-    """A stable, non-secret id for ``key``: its visible kind, its last 4 characters and a short hash.
-
-    Like Anthropic's ``partial_key_hint`` (``sk-ant-api03...AbCd``), plus 8 hex digits of SHA-256 so
-    that two keys with the same tail differ. Short keys show no tail.
-    """
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]
-    match = re.match(r"(sk-ant-[a-z]+[0-9]*)-", key)
-    kind = match.group(1) if match else "key"
-    tail = key[-4:] if len(key) >= 20 else ""
-    return f"{kind}...{tail}#{digest}"
-
-
-def redact(value: object) -> str:
-    """``repr(value)`` for a message, with anything that looks like an API key replaced by its fingerprint."""
-    shown = repr(value)
-    return KEY_LITERAL.sub(lambda match: fingerprint(match.group(0)), shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +53,8 @@ class KeySource:
         ((kind, name),) = value.items()
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"`{kind}` must be a non-empty string")
+        if KEY_LITERAL.search(name):
+            raise ValueError(f"`{kind}` looks like an API key: name the environment variable or file that holds it")
         if kind == "env" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise ValueError(f"{redact(name)} is not an environment variable name")
         return cls(env=name) if kind == "env" else cls(file=name)

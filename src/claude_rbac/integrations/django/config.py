@@ -1,7 +1,8 @@
 """Reading and validating the ``CLAUDE_RBAC`` setting.
 
 Problems come back as Django check messages (``claude_rbac.E001``-``E003``), so ``manage.py check`` and
-the app's startup report the same thing. Messages name keys and types, never values (a value may be a secret).
+the app's startup report the same thing. Messages name keys and types, not values; anything in them that
+looks like an API key (a key pasted as a setting's name, a resolver path, a role) shows as its fingerprint.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.core import checks  # type: ignore[import-untyped]
 from django.utils.module_loading import import_string  # type: ignore[import-untyped]
 
 from ...errors import PolicyError
-from ...policy import KEY_LITERAL, KeySource, Policy
+from ...policy import KEY_LITERAL, KeySource, Policy, hide_keys
 from ...rbac import RBAC
 from .._kernel import RateLimitStyle
 
@@ -74,8 +75,9 @@ class Config:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _error(message: str, hint: str | None = None) -> Any:
-    return checks.Error(message, hint=hint, id="claude_rbac.E001")
+def _error(message: str, hint: str | None = None, check_id: str = "claude_rbac.E001") -> Any:
+    # A setting's key or value may be a pasted API key: a message shows it by its fingerprint only.
+    return checks.Error(hide_keys(message), hint=hide_keys(hint) if hint else hint, id=check_id)
 
 
 def _name(key: str) -> str:
@@ -94,9 +96,7 @@ def _policy(value: object, problems: list[Any]) -> Policy | None:
             return Policy.from_file(value)
     except PolicyError as exc:
         for problem in exc.problems:
-            problems.append(
-                checks.Error(f"The claude_rbac policy does not load: {problem}", hint=None, id="claude_rbac.E002")
-            )
+            problems.append(_error(f"The claude_rbac policy does not load: {problem}", check_id="claude_rbac.E002"))
         return None
     problems.append(_error(f"{_name('POLICY')} must be a file path or a dict, got {type(value).__name__}."))
     return None
@@ -275,7 +275,8 @@ def read_config(raw: object) -> tuple[Config | None, list[Any]]:
     storage = raw.get("STORAGE") or "memory://"
     if isinstance(storage, str):
         _check_storage(storage, problems)
-    options = dict(raw.get("OPTIONS") or {})
+    raw_options = raw.get("OPTIONS")
+    options = dict(raw_options) if isinstance(raw_options, Mapping) else {}  # not a dict: reported above
     for name in options:
         if name not in OPTION_NAMES:
             problems.append(
