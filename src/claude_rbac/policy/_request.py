@@ -64,6 +64,9 @@ def estimate_input_tokens(body: Mapping[str, Any]) -> int:
     return math.ceil(size / 3) + images * IMAGE_TOKENS
 
 
+NOT_ASKED: Final[Any] = object()
+"""A call that asks for no max_tokens (``count_tokens``): only its model is decided."""
+
 @dataclass(slots=True)
 class CallPlan:
     """The policy's answer for one SDK request."""
@@ -119,8 +122,9 @@ class _Asking:
     scope: Scope
     enforce: bool
 
-    def decide(self, model: object, max_tokens: object = None) -> Decision:
-        if max_tokens is None:
+    def decide(self, model: object, max_tokens: object = NOT_ASKED) -> Decision:
+        """The decision for ``model`` (and ``max_tokens``: a ``None`` in a request is a value, and refused)."""
+        if max_tokens is NOT_ASKED:
             return self.policy.decide(self.principal, model=model, scope=self.scope)
         return self.policy.decide(self.principal, model=model, max_tokens=max_tokens, scope=self.scope)
 
@@ -167,7 +171,7 @@ def _govern_item(
     fallbacks = item.get("fallbacks")
     if fallbacks is not None and not isinstance(fallbacks, list):
         raise InvalidRequest("fallbacks must be a list of models: with 'default' the server picks models unchecked.")
-    decision = asking.decide(item["model"], None if counting else item["max_tokens"])
+    decision = asking.decide(item["model"], NOT_ASKED if counting else item["max_tokens"])
     if not decision.allowed:
         return _Item(decision, None, 0)
     changes: dict[str, Any] = {}

@@ -201,7 +201,7 @@ def _check_roles(policy: Policy, named: Mapping[str, str], problems: list[Any]) 
         if role not in policy.roles:
             problems.append(
                 checks.Error(
-                    f"{where} is {role!r}, a role the policy does not have.",
+                    f"{where} is {hide_keys(repr(role))}, a role the policy does not have.",
                     hint=f"Roles in the policy: {', '.join(policy.roles)}.",
                     id="claude_rbac.E003",
                 )
