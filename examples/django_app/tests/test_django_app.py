@@ -213,9 +213,11 @@ def test_rpm_limit_is_a_429(server: str, fake: FakeClaude) -> None:
     assert fake.count() == statuses.count(200)
 
 
-def test_manage_py_check_passes(fake: FakeClaude) -> None:
+@pytest.mark.parametrize("args", [["check"], ["check", "--database", "default"]], ids=["check", "with-database"])
+def test_manage_py_check_passes(fake: FakeClaude, args: list[str]) -> None:
+    """With the database, the group checks run too: no group is named like a role (W005), each mapped one exists."""
     result = subprocess.run(
-        [sys.executable, "-m", "examples.django_app", "check"],
+        [sys.executable, "-m", "examples.django_app", *args],
         cwd=ROOT,
         env=example_env(fake),
         capture_output=True,
