@@ -3,7 +3,9 @@
 A file, not ``:memory:``: Django gives each thread its own connection, and an in-memory database is one per
 connection (a shared-cache one locks whole tables, so concurrent requests fail instead of waiting). The file
 is in WAL mode, so readers never wait for the writer (``login()`` records ``last_login``), and it is deleted
-when the process exits. One process serves it: started apart, each process would have a database of its own.
+when the process exits (Ctrl-C included; a process killed by a signal it does not handle, such as runserver's
+SIGTERM, leaves it in the temporary directory). One process serves it: each process would have a database of
+its own, and a session from one would not sign anyone in on another.
 Threads (``runserver``, ``gunicorn --threads``) and ASGI servers (uvicorn) share the one file.
 
 :func:`prepare` runs at startup: ``python -m examples.django_app`` (before any command, ``check`` included, so

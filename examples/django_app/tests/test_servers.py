@@ -6,8 +6,10 @@ and guarded calls from many threads then share it (Django gives each thread its 
 
 from __future__ import annotations
 
+import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +17,7 @@ from tests.support.redis import free_port
 
 from claude_rbac.testing import FakeClaude
 from examples.common import DEMO_USERS
-from examples.processes import clean_env, running, wait_until_serving
+from examples.processes import clean_env, running, stop, wait_until_serving
 
 pytestmark = pytest.mark.slow
 
@@ -44,15 +46,19 @@ def sign_in_and_chat(url: str, username: str) -> tuple[str, str | None, str | No
 
 
 @pytest.mark.parametrize("server", SERVERS)
-def test_concurrent_sign_ins_under_the_server(server: str, fake_claude: FakeClaude) -> None:
+def test_concurrent_sign_ins_under_the_server(server: str, fake_claude: FakeClaude, tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", *SERVERS[server], *bind(server, port)]
-    env = clean_env(ANTHROPIC_BASE_URL=fake_claude.url, WEB_CONCURRENCY="1")
+    env = clean_env(ANTHROPIC_BASE_URL=fake_claude.url, WEB_CONCURRENCY="1", TMPDIR=str(tmp_path))
     with running(command, env) as process:
         wait_until_serving(url, process, seconds=20)
+        (database,) = tmp_path.glob("claude_rbac_django_example-*/db.sqlite3")
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda name: sign_in_and_chat(url, name), list(EXPECTED) * 4))
+        stop(process, signal.SIGINT)  # Ctrl-C: the server stops, and the process deletes its database
+        assert process.wait(timeout=15) is not None
+    assert not database.parent.exists()
     assert {(name, role, status) for name, role, _, status in answers} == {
         (name, DEMO_USERS[name], status) for name, status in EXPECTED.items()
     }
