@@ -2,9 +2,9 @@
 
 Two groups, each with its own bare baseline:
 
-* ``django``: the principal comes from the session (a signed cookie, no database), as in the example
-  app; the bare view reads the same session. This is claude_rbac's own overhead.
-* ``django-auth``: Django's auth (``request.user`` from the database); the bare view reads
+* ``django``: the principal comes from the session (a signed cookie, no database); the bare view reads
+  the same session. This is claude_rbac's own overhead.
+* ``django-auth``: Django's auth (``request.user`` from the database), as in the example app; the bare view reads
   ``request.user`` too, and the guarded one also pays the default resolver's one groups query (an ORM
   query costs about as much as loading the user; a ``role`` field on the user model needs none).
 

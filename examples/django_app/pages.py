@@ -5,7 +5,8 @@ INDEX_PAGE = """<!doctype html>
 <style>body{font:16px system-ui;max-width:42rem;margin:2rem auto}textarea{width:100%}pre{white-space:pre-wrap}</style>
 </head><body>
 <h1>claude_rbac &middot; Django</h1>
-<p>Demo users: {{users}}. The role is looked up on the server; the session holds only the username.</p>
+<p>Demo users (Django users, by group): {{users}}. Each group grants the role <code>GROUP_ROLES</code> maps it to;
+the session holds the user's id, never a role. The demo users have no passwords: you sign in by name.</p>
 <form id="login"><select name="username">
 <option>vera</option><option>uma</option><option>paul</option><option>ada</option></select>
 <button>Sign in</button> <button type="button" id="logout">Sign out</button></form>

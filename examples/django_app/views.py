@@ -6,26 +6,21 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from django.contrib import auth
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.html import escape
 from django.views import View
 from django.views.decorators.http import require_GET, require_POST
 
-from claude_rbac import InvalidRequest, NotAuthenticated, Principal
+from claude_rbac import InvalidRequest, NotAuthenticated
 from claude_rbac.integrations.django import RoleRequiredMixin, get_principal, get_rbac, requires_role
-from examples.common import DEMO_USERS, role_of
+from examples.common import DEMO_USERS
 
+from .demo_users import demo_user, group_for
 from .pages import ADMIN_PAGE, INDEX_PAGE
 
 DEFAULT_MODEL = "claude-haiku-4-5"
 LONG_MODEL = "claude-opus-4-7"
-
-
-def principal_from_session(request: HttpRequest) -> Principal | None:
-    """``CLAUDE_RBAC["PRINCIPAL_LOADER"]``: the session holds the username; the role comes from the server."""
-    username = request.session.get("username")
-    role = role_of(username)
-    return Principal(id=username, role=role) if role is not None else None
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
@@ -60,24 +55,30 @@ def _answer(message: Any) -> JsonResponse:
 
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
-    users = ", ".join(f"{escape(user)} ({escape(role)})" for user, role in DEMO_USERS.items())
+    users = ", ".join(
+        f"{escape(user)} ({escape(group_for(role))}: {escape(role)})" for user, role in DEMO_USERS.items()
+    )
     return HttpResponse(INDEX_PAGE.replace("{{users}}", users))
 
 
 @require_POST
 def login(request: HttpRequest) -> JsonResponse:
-    username = _json_body(request).get("username")
-    role = role_of(username)
-    if role is None:
+    """Sign a demo user in BY NAME: a demo convenience, since the demo users have no passwords.
+
+    A real app authenticates first (``auth.authenticate(request, username=..., password=...)``, or its SSO)
+    and then calls ``auth.login``, as here. The role is what the guards will see: the user's groups, mapped.
+    """
+    user = demo_user(_json_body(request).get("username"))
+    if user is None:
         raise NotAuthenticated("Unknown user.")
-    request.session.cycle_key()
-    request.session["username"] = username
-    return JsonResponse({"user": username, "role": role})
+    auth.login(request, user)  # a new session (and key), holding the user's id; request.user is the user now
+    principal = get_principal(request)
+    return JsonResponse({"user": user.get_username(), "role": principal.role if principal else None})
 
 
 @require_POST
 def logout(request: HttpRequest) -> JsonResponse:
-    request.session.flush()
+    auth.logout(request)
     return JsonResponse({"ok": True})
 
 
@@ -87,7 +88,9 @@ def me(request: HttpRequest) -> JsonResponse:
     if principal is None:
         return JsonResponse({"user": None, "role": None, "rate_limits": []})
     limits = get_rbac().rate_limits(principal)
-    return JsonResponse({"user": principal.id, "role": principal.role, "rate_limits": limits})
+    # The principal's id is the user's primary key (str(user.pk)); people know the user by name.
+    user = request.user.get_username() or principal.id
+    return JsonResponse({"user": user, "role": principal.role, "rate_limits": limits})
 
 
 @require_POST

@@ -39,7 +39,7 @@ from django.test import Client  # noqa: E402
 
 call_command("migrate", verbosity=0)
 uma = User.objects.create_user("uma")
-uma.groups.add(Group.objects.create(name="user"))
+uma.groups.add(Group.objects.create(name="Support staff"))  # the README maps it to "user"
 ada = User.objects.create_superuser("ada")
 
 

@@ -6,6 +6,8 @@ examples serve it themselves; for the framework-free WSGI and ASGI middlewares a
 "mirror" app below serves the same API the way an app author would, through the integration's public
 API only. Tests that need what an example cannot take (a principal loader of their own) use the
 mirror of that framework too; Django's "mirror" is its example with another ``PRINCIPAL_LOADER``.
+The Django example signs its users in with ``django.contrib.auth``: here its demo users and groups live in
+the Django test project's database while a test serves it.
 
 :func:`serve` yields a :class:`Target`: an ``httpx.Client`` on the app (WSGI through
 ``httpx.WSGITransport``, ASGI through Starlette's ``TestClient``, which runs the lifespan), plus what the
@@ -412,16 +414,18 @@ def django_project() -> None:
 def django_settings(
     fake: FakeClaude,
     *,
-    resolver: Loader | str = "examples.django_app.views.principal_from_session",
+    resolver: Loader | str | None = None,
     storage: str = "memory://",
     key_prefix: str = "claude_rbac",
     options: Mapping[str, Any] | None = None,
     resolver_timeout: float | None = 5.0,
 ) -> Iterator[str]:
-    """The Django example's URLs, middleware and signed-cookie sessions; yields the SECRET_KEY."""
+    """The Django example's URLs, middleware, signed-cookie sessions and ``GROUP_ROLES``, with its demo users
+    in the database; yields the SECRET_KEY. ``resolver`` replaces the built-in principal loader."""
     django_project()
     from django.test import override_settings
     from examples.common import SECRET_KEY
+    from examples.django_app import demo_users
 
     from claude_rbac.integrations.django import runtime
 
@@ -429,25 +433,30 @@ def django_settings(
         "POLICY": str(DEFAULT_POLICY),
         "STORAGE": storage,
         "KEY_PREFIX": key_prefix,
-        "PRINCIPAL_LOADER": resolver,
+        "GROUP_ROLES": demo_users.GROUP_ROLES,
         "PRINCIPAL_LOADER_TIMEOUT": resolver_timeout,
         "API_KEY": api_key,
         "BASE_URL": fake.url,
         "OPTIONS": dict(options or {}),
     }
+    if resolver is not None:
+        claude_rbac["PRINCIPAL_LOADER"] = resolver
     with override_settings(
         ROOT_URLCONF="examples.django_app.urls",
         SECRET_KEY=SECRET_KEY,
         MIDDLEWARE=[
             "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
             "claude_rbac.integrations.django.RBACMiddleware",
         ],
         SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies",
         CLAUDE_RBAC=claude_rbac,
     ):
+        demo_users.create_demo_users()
         try:
             yield SECRET_KEY
         finally:
+            demo_users.delete_demo_users()
             if runtime._rbac is not None:  # the RBAC built from these settings; the override drops it
                 runtime._rbac.close()
 
@@ -469,9 +478,20 @@ def starlette_sign(data: Mapping[str, Any], secret: str) -> str:
 
 
 def django_sign(data: Mapping[str, Any], secret: str) -> str:
+    """Django's signed-cookie session. A ``username`` becomes what ``django.contrib.auth.login()`` writes for
+    that demo user (its id, backend and session hash); any other key (a ``role``) stays, for the app to ignore."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.core import signing
+    from examples.django_app.demo_users import demo_user
 
-    return signing.dumps(dict(data), key=secret, salt=DJANGO_SALT, serializer=signing.JSONSerializer, compress=True)
+    session = dict(data)
+    if "username" in session:
+        user = demo_user(session.pop("username"))
+        assert user is not None, "only the demo users can be forged"
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    return signing.dumps(session, key=secret, salt=DJANGO_SALT, serializer=signing.JSONSerializer, compress=True)
 
 
 # -- calling any of them alike -----------------------------------------------------------------------

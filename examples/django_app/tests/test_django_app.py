@@ -6,6 +6,7 @@ It runs in a process of its own, so its settings never meet the Django settings 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -213,9 +214,11 @@ def test_rpm_limit_is_a_429(server: str, fake: FakeClaude) -> None:
     assert fake.count() == statuses.count(200)
 
 
-def test_manage_py_check_passes(fake: FakeClaude) -> None:
+@pytest.mark.parametrize("args", [["check"], ["check", "--database", "default"]], ids=["check", "with-database"])
+def test_manage_py_check_passes(fake: FakeClaude, args: list[str]) -> None:
+    """With the database, the group checks run too: no group is named like a role (W005), each mapped one exists."""
     result = subprocess.run(
-        [sys.executable, "-m", "examples.django_app", "check"],
+        [sys.executable, "-m", "examples.django_app", *args],
         cwd=ROOT,
         env=example_env(fake),
         capture_output=True,
@@ -225,3 +228,37 @@ def test_manage_py_check_passes(fake: FakeClaude) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def run_example(fake: FakeClaude, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "examples.django_app", *args],
+        cwd=ROOT,
+        env={**example_env(fake), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+MEMBERSHIPS = (
+    "import json; from django.contrib.auth.models import User; "
+    "print(json.dumps({u.username: list(u.groups.values_list('name', flat=True)) for u in User.objects.all()}))"
+)
+
+
+def test_extra_demo_users_join_the_group_of_their_role(fake: FakeClaude) -> None:
+    result = run_example(fake, "shell", "-c", MEMBERSHIPS, CLAUDE_RBAC_DEMO_EXTRA_USERS="uma2=user,ada2=admin")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {  # Django 5.2's shell prints its imports first
+        "vera": ["Readers"],
+        "uma": ["Support staff"],
+        "paul": ["Research"],
+        "ada": ["Platform admins"],
+        "uma2": ["Support staff"],
+        "ada2": ["Platform admins"],
+    }
+    unmapped = run_example(fake, "check", CLAUDE_RBAC_DEMO_EXTRA_USERS="root=superadmin")
+    assert unmapped.returncode != 0
+    assert "no group of the Django example grants role 'superadmin'" in unmapped.stderr
