@@ -105,13 +105,16 @@ def test_added_and_removed_roles(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert "role intern: removed" in lines
     assert "  - models claude-haiku-4-5" in lines
     added = lines.index("role ops: added")
-    assert lines[added : added + 7] == [
+    assert lines[added : added + 10] == [
         "role ops: added",
         "  + allowed true",
         "  + models claude-opus-*",
         "  + rpm 5",
         "  + mode enforce",
         "  + batches own",
+        "  + tools custom",
+        "  + service_tiers auto",
+        "  + speeds standard",
         "  + unlimited: max_tokens, tpm, budget.day, budget.month, pool.tpm, pool.budget.day, pool.budget.month",
     ]
     assert lines[-1] == "gate --fail-on-gain models=claude-opus-*: role ops gains models claude-opus-*"
