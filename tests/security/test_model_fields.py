@@ -127,7 +127,10 @@ class TestTheAdvisorTool:
 
     def test_reject_mode_refuses_an_advisor_above_the_cap(self, make: Make, fake_claude: FakeClaude) -> None:
         policy = Policy.from_dict(
-            {"on_excess": "reject", "roles": {"power": {"models": ["claude-*"], "max_tokens": 4096, "tools": ["advisor"]}}}
+            {
+                "on_excess": "reject",
+                "roles": {"power": {"models": ["claude-*"], "max_tokens": 4096, "tools": ["advisor"]}},
+            }
         )
         error = refused(
             lambda: (
@@ -142,7 +145,9 @@ class TestTheAdvisorTool:
         assert fake_claude.requests == []
 
     def test_the_advisor_max_tokens_is_reserved_against_tpm(self, make: Make, fake_claude: FakeClaude) -> None:
-        policy = Policy.from_dict({"roles": {"power": {"models": ["claude-*"], "max_tokens": 4096, "tpm": 3000, "tools": ["advisor"]}}})
+        policy = Policy.from_dict(
+            {"roles": {"power": {"models": ["claude-*"], "max_tokens": 4096, "tpm": 3000, "tools": ["advisor"]}}}
+        )
         claude = make(policy).client(PAUL)
         claude.messages.create(model=HAIKU, max_tokens=100, messages=MESSAGES)  # alone, it fits
         with pytest.raises(RateLimited):  # with an advisor that may write 4,000 tokens, it cannot
