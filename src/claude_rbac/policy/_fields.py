@@ -79,7 +79,7 @@ HARMLESS_FIELDS: Final[Mapping[str, str]] = {
     "context_management": "clears old tool results and thinking: shrinks the context",
     "compaction": "summarises the conversation: one call on the same model, bounded by max_tokens",
     "fallback_credit_token": "bills a retry's cache writes at the cache-read rate: lowers the cost",
-    "thread": "server-held conversation state (a beta: reached only with a granted beta)",
+    "thread": "server-held conversation state: a beta feature, sent with its beta header (governed by betas)",
     "user_profile_id": "the party the app acts for; it can bill only a customer who allowed the organisation",
     "billing_policy": "bills that customer instead of the organisation, never someone who has not agreed",
 }
