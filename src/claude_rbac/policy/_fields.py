@@ -25,7 +25,7 @@ decision (``unknown_fields``) and refused when the role is ``strict``. Pure: no 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -85,6 +85,10 @@ HARMLESS_FIELDS: Final[Mapping[str, str]] = {
 }
 """The request fields that change neither cost, reach nor data residency beyond what the governed ones decide."""
 KNOWN_FIELDS: Final = frozenset(GOVERNED_FIELDS) | frozenset(HARMLESS_FIELDS)
+_ASKED_FIELDS: Final = frozenset(
+    {"tools", "mcp_servers", "service_tier", "speed", "inference_geo", "betas", "workspace_id", "container"}
+)
+"""The fields :meth:`FieldCheck.item` decides or records: a request with none of them (and no unknown one) passes."""
 BATCH_FIELDS: Final = frozenset({"requests", "custom_id", "params", "betas", "workspace_id", "user_profile_id"})
 """The fields of a batch and of its requests (each request's ``params`` is a request of its own)."""
 IMPLIED_BETAS: Final = {"messages.count_tokens": frozenset({"token-counting-2024-11-01"})}
@@ -181,6 +185,8 @@ class FieldCheck:
 
     def item(self, decision: Decision, item: Mapping[str, Any]) -> Decision:
         """``decision`` with the request's field values, or the denial of the first field it may not send."""
+        if _ASKED_FIELDS.isdisjoint(item) and KNOWN_FIELDS.issuperset(item):
+            return decision  # the common call: nothing to decide or record
         tools = [_tool_type(tool) for tool in _list(item.get("tools"), "tools")]
         urls = [_mcp_url(server) for server in _list(item.get("mcp_servers"), "mcp_servers")]
         scalars = [(field, _text(item.get(field), field)) for field in _SCALARS]
@@ -211,8 +217,12 @@ class FieldCheck:
     def call(self, decision: Decision, body: Mapping[str, Any], headers: Mapping[str, object] | None) -> Decision:
         """The whole call's fields on an allowed ``decision``: its betas and workspace (headers, and the body's fields
         of every request in it, which :meth:`item` recorded), and a batch's own unknown fields."""
+        recorded = dict(decision.fields)
+        batch = self.operation == "messages.batches.create"
+        if not (headers or batch or "betas" in recorded or "workspace_id" in recorded):
+            return decision
         unknown: list[str] = []
-        if self.operation == "messages.batches.create":
+        if batch:
             requests = [request for request in body.get("requests", ()) if isinstance(request, Mapping)]
             unknown = [key for part in (body, *requests) for key in part if key not in BATCH_FIELDS]
         asked = {"betas": header_values(headers, BETA_HEADER), "workspace_id": header_values(headers, WORKSPACE_HEADER)}
@@ -251,7 +261,7 @@ class FieldCheck:
             found += (("unknown_fields", tuple(_shown(name) for name in dict.fromkeys(unknown))),)
         if not found:
             return decision
-        return replace(decision, fields=merge_fields(decision.fields, found) if decision.fields else found)
+        return decision.with_fields(merge_fields(decision.fields, found) if decision.fields else found)
 
     def _strict(self, decision: Decision) -> Decision:
         """A strict role refuses a request with a field the governor does not know."""

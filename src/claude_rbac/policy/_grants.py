@@ -60,15 +60,21 @@ _FAMILIES_LONGEST_FIRST: Final = tuple(sorted(TOOL_FAMILIES, key=len, reverse=Tr
 _DATED: Final = re.compile(r"(.+?)_\d{8}")
 _VALUE_CHARS: Final = re.compile(r"[!-~]+")
 _CACHE_SIZE: Final = 4096
+_FAMILY_CACHE: dict[str, str] = {"custom": "custom"}
 
 
 def tool_family(tool_type: str) -> str:
     """``web_search`` for ``web_search_20250305``, ``computer`` for ``computer_toolset_20260801``."""
-    for family in _FAMILIES_LONGEST_FIRST:
-        if tool_type == family or tool_type.startswith(f"{family}_"):
-            return family
-    dated = _DATED.fullmatch(tool_type)
-    return dated.group(1) if dated is not None else tool_type
+    family = _FAMILY_CACHE.get(tool_type)
+    if family is None:
+        family = next((f for f in _FAMILIES_LONGEST_FIRST if tool_type == f or tool_type.startswith(f"{f}_")), None)
+        if family is None:
+            dated = _DATED.fullmatch(tool_type)
+            family = dated.group(1) if dated is not None else tool_type
+        if len(_FAMILY_CACHE) >= _CACHE_SIZE:  # tool types come from requests: keep the memo bounded
+            _FAMILY_CACHE.clear()
+        _FAMILY_CACHE[tool_type] = family
+    return family
 
 
 def value_names(key: str, value: str) -> tuple[str, ...]:
@@ -143,4 +149,5 @@ class GrantMatchers:
         return key in self._by_key
 
     def allows(self, key: str, names: tuple[str, ...]) -> bool:
-        return all(matcher.any(names) for matcher in self._by_key.get(key, ()))
+        matchers = self._by_key.get(key)
+        return matchers is None or all(matcher.any(names) for matcher in matchers)

@@ -300,6 +300,19 @@ class Decision:
     def clamped(self) -> bool:
         return self.reason == "clamped"
 
+    def with_fields(self, fields: FieldValues) -> Decision:
+        """This decision carrying ``fields`` (the request-field values it judged)."""
+        return Decision(
+            self.allowed,
+            self.reason,
+            self.role,
+            self.model,
+            self.max_tokens_requested,
+            self.max_tokens_effective,
+            self.message,
+            fields,
+        )
+
     def denied(self, reason: str, message: str) -> Decision:
         """This decision turned into a denial for ``reason`` (a rate limit, a revoked key...), keeping its facts."""
         return Decision(

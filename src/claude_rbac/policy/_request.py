@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -322,4 +322,4 @@ def _plan_batch(asking: _Asking, operation: str, body: Mapping[str, Any], estima
             new_requests.append(request)
     assert first is not None
     new_body = {**body, "requests": new_requests} if changed else None
-    return CallPlan(operation, replace(first, fields=fields), new_body, total, requests=len(requests))
+    return CallPlan(operation, first.with_fields(fields), new_body, total, requests=len(requests))
