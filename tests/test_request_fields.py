@@ -219,3 +219,26 @@ def test_a_family_grant_admits_every_dated_version_and_nothing_else(family: str,
         tool = {"type": kind, "name": "t"} if kind != "custom" else {"name": "t"}
         decision = probe(policy, Principal("p", "r"), {"model": HAIKU, "max_tokens": 5, "tools": [tool]}).decision
         assert decision.allowed is allowed, kind
+
+
+@pytest.mark.parametrize("where", ["header", "body"])
+def test_every_value_is_judged_as_sent_not_as_recorded(fake_claude: FakeClaude, where: str) -> None:
+    """The span keeps 32 values of at most 256 characters each; the decision reads every value, whole."""
+    allowed = [f"beta-{n}" for n in range(40)]
+    long = "beta-" + "x" * 300
+    policy = {"roles": {"r": {"models": ["claude-*"], "betas": [*allowed, long]}}}
+    with RBAC(policy, api_key=KEY, base_url=fake_claude.url) as rbac:
+        claude = rbac.client(Principal("sam", "r")).beta.messages
+        for betas, refused in (
+            ([*allowed, "beta-evil"], True),
+            ([long[:-1] + "y"], True),
+            ([*allowed, long], False),
+        ):
+            asked: dict[str, Any] = {"betas": betas} if where == "header" else {"extra_body": {"betas": betas}}
+            if refused:
+                with pytest.raises(AccessDenied) as denied:
+                    claude.create(model=HAIKU, max_tokens=10, messages=MESSAGES, **asked)
+                assert denied.value.reason == "beta_not_allowed"
+            else:
+                claude.create(model=HAIKU, max_tokens=10, messages=MESSAGES, **asked)
+    assert fake_claude.count() == 1

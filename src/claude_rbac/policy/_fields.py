@@ -199,7 +199,7 @@ class FieldCheck:
             "betas": betas,
             "workspace_id": [workspace] if workspace is not None else [],
         }
-        decision = self._record(decision, asked, [key for key in item if key not in KNOWN_FIELDS])
+        decision = self._record(decision, asked, [str(key) for key in item if key not in KNOWN_FIELDS])
         for tool in tools:
             if (denied := self._judge(decision, "tools", tool)) is not None:
                 return denied
@@ -212,30 +212,42 @@ class FieldCheck:
         for field, value in scalars:
             if value is not None and (denied := self._judge(decision, _SCALARS[field], value)) is not None:
                 return denied
+        if (denied := self._betas_and_workspace(decision, betas, [workspace] if workspace else [])) is not None:
+            return denied
         return self._strict(decision)
 
     def call(self, decision: Decision, body: Mapping[str, Any], headers: Mapping[str, object] | None) -> Decision:
-        """The whole call's fields on an allowed ``decision``: its betas and workspace (headers, and the body's fields
-        of every request in it, which :meth:`item` recorded), and a batch's own unknown fields."""
-        recorded = dict(decision.fields)
+        """The whole call's fields on an allowed ``decision``: its headers' betas and workspace, and a batch's own
+        unknown fields (the body's fields of each request in it were decided by :meth:`item`)."""
         batch = self.operation == "messages.batches.create"
-        if not (headers or batch or "betas" in recorded or "workspace_id" in recorded):
+        if not (headers or batch):
             return decision
         unknown: list[str] = []
         if batch:
             requests = [request for request in body.get("requests", ()) if isinstance(request, Mapping)]
-            unknown = [key for part in (body, *requests) for key in part if key not in BATCH_FIELDS]
-        asked = {"betas": header_values(headers, BETA_HEADER), "workspace_id": header_values(headers, WORKSPACE_HEADER)}
-        decision = self._record(decision, asked, unknown)
-        fields = dict(decision.fields)
+            unknown = [str(key) for part in (body, *requests) for key in part if key not in BATCH_FIELDS]
+            betas = [beta for beta in (_text(b, "each beta") for b in _list(body.get("betas"), "betas")) if beta]
+            workspaces = [value for value in [_text(body.get("workspace_id"), "workspace_id")] if value]
+        else:
+            betas, workspaces = [], []
+        betas += header_values(headers, BETA_HEADER)
+        workspaces += header_values(headers, WORKSPACE_HEADER)
+        decision = self._record(decision, {"betas": betas, "workspace_id": workspaces}, unknown)
+        if (denied := self._betas_and_workspace(decision, betas, workspaces)) is not None:
+            return denied
+        return self._strict(decision)
+
+    def _betas_and_workspace(self, decision: Decision, betas: list[str], workspaces: list[str]) -> Decision | None:
+        """The first denial among these betas (less those the SDK adds itself) and workspace ids, if any.
+        Judged as sent: the values recorded on the decision are shortened and capped, these are not."""
         implied = IMPLIED_BETAS.get(self.operation, frozenset())
-        for beta in fields.get("betas", ()):
+        for beta in dict.fromkeys(betas):
             if beta not in implied and (denied := self._judge(decision, "betas", beta)) is not None:
                 return denied
-        for workspace in fields.get("workspace_id", ()):
+        for workspace in dict.fromkeys(workspaces):
             if (denied := self._workspace(decision, workspace)) is not None:
                 return denied
-        return self._strict(decision)
+        return None
 
     def _judge(self, decision: Decision, key: str, value: str, shown: Any = _shown) -> Decision | None:
         names = value_names(key, value)
