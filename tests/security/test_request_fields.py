@@ -205,3 +205,20 @@ def test_a_route_refusal_names_the_route_and_the_value_never_other_grants(
 
 SHOWN = {"tools": "web_search_20250305", "mcp_servers": "https://mcp.example.com/sse"}
 """What a refusal names for the levers whose value is a structure."""
+
+
+@pytest.mark.parametrize("lever", LEVERS.values(), ids=LEVERS.keys())
+def test_rbac_client_keywords_narrow_like_a_route(make: Make, fake_claude: FakeClaude, lever: Lever) -> None:
+    rbac = make(policy_granting(lever))
+    base: dict[str, Any] = {"model": HAIKU, "max_tokens": 64, "messages": MESSAGES}
+    narrowed = rbac.client(GRANTED, **{lever.key: ["nothing-here-matches"]}).beta.messages
+    with pytest.raises(RBACError) as denied:
+        narrowed.create(**base, extra_body=lever.body, betas=lever.betas)
+    assert denied.value.reason == lever.reason
+    assert rbac.scope(**{lever.key: lever.grant}) is rbac.scope(**{lever.key: lever.grant})  # cached
+    assert rbac.scope(**{lever.key: lever.grant}) != rbac.scope(**{lever.key: ["nothing-here-matches"]})
+    rbac.client(GRANTED, **{lever.key: lever.grant}).beta.messages.create(
+        **base, extra_body=lever.body, betas=lever.betas
+    )
+    assert lever.arrived(fake_claude, "sync")
+    assert len(fake_claude.requests) == 1
