@@ -105,13 +105,16 @@ def test_added_and_removed_roles(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert "role intern: removed" in lines
     assert "  - models claude-haiku-4-5" in lines
     added = lines.index("role ops: added")
-    assert lines[added : added + 7] == [
+    assert lines[added : added + 10] == [
         "role ops: added",
         "  + allowed true",
         "  + models claude-opus-*",
         "  + rpm 5",
         "  + mode enforce",
         "  + batches own",
+        "  + tools custom",
+        "  + service_tiers auto",
+        "  + speeds standard",
         "  + unlimited: max_tokens, tpm, budget.day, budget.month, pool.tpm, pool.budget.day, pool.budget.month",
     ]
     assert lines[-1] == "gate --fail-on-gain models=claude-opus-*: role ops gains models claude-opus-*"
@@ -160,3 +163,17 @@ def test_glob_overlap_is_exact(first: str, second: str) -> None:
     witnesses = ("".join(letters) for size in range(9) for letters in itertools.product("abc", repeat=size))
     exists = any(fnmatch.fnmatchcase(word, first) and fnmatch.fnmatchcase(word, second) for word in witnesses)
     assert globs_overlap(first, second) == exists
+
+
+def test_the_request_field_grants_are_diffed_and_gated() -> None:
+    """Issue #15's keys are settings like any other: a role gaining web search fails ``--fail-on-gain tools=web_*``."""
+    user, power = BASE["roles"]["user"], BASE["roles"]["power"]
+    new = changed(user={**user, "speeds": ["fast"]}, power={**power, "tools": ["web_search"], "strict": True})
+    result = diff_policies(Policy.from_dict(BASE), Policy.from_dict(new))
+    changes = {(role.role, change.setting): change for role in result.roles for change in role.changes}
+    assert changes["power", "tools"].gained == ("web_search",)
+    assert changes["power", "strict"].direction == "loss"
+    assert changes["power", "speeds"].inherited_from == ("user",)
+    assert gain_hits(result, "tools", "web_*") == ["role power gains tools web_search"]
+    assert gain_hits(result, "tools", "code_*") == []
+    assert gain_hits(result, "speeds") == ["role user gains speeds fast", "role power gains speeds fast"]

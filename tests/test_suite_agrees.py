@@ -42,8 +42,7 @@ def runnable_cases() -> list[tuple[Path, Case]]:
 
 
 def send(rbac: RBAC, case: Case) -> None:
-    scope = case.scope
-    client = rbac.client(Principal("suite", case.role), models=scope.models, max_tokens=scope.max_tokens)
+    client = rbac.client(Principal("suite", case.role), scope=case.scope)
     request: dict[str, Any] = dict(case.request)
     if case.operation == "messages.batches.create":
         client.messages.batches.create(**request)

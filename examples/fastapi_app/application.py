@@ -1,7 +1,7 @@
 """A FastAPI app with claude_rbac in front of Claude: the product's showcase.
 
 Sign in as a demo user (vera=viewer, uma=user, paul=power, ada=admin): users chat with haiku, power
-users also get sonnet and opus and the long-answer route (opus only), admins get the admin page,
+users also get sonnet and opus, web search and the long-answer route (opus only), admins get the admin page,
 viewers only read. The session holds the username alone; the role is looked up on the server, never
 taken from the request. The page at ``/`` drives the JSON API beside it.
 """
@@ -31,6 +31,8 @@ from examples.common import DEMO_USERS, MODELS, SECRET_KEY, build_rbac, role_of
 
 DEFAULT_MODEL = "claude-haiku-4-5"
 LONG_MODEL = "claude-opus-4-7"
+WEB_SEARCH: anthropic.types.WebSearchTool20250305Param = {"type": "web_search_20250305", "name": "web_search"}
+"""Billed per search: the policy grants it to power and up (``tools = ["web_search"]``)."""
 
 
 def _page() -> str:
@@ -65,6 +67,12 @@ class ChatRequest(BaseModel):
     max_tokens: Any = None
     """Passed to the governed client as sent: it checks it against the role and the route (above the cap, it is
     clamped) and answers a value that is no integer in range with a 400, as the Messages API would."""
+    web_search: bool = False
+    """Let Claude search the web: the governed client refuses it (403 ``tool_not_allowed``) below power."""
+
+
+def _tools(web_search: bool) -> list[anthropic.types.ToolUnionParam] | anthropic.Omit:
+    return [WEB_SEARCH] if web_search else anthropic.omit
 
 
 def create_app(rbac: RBAC | None = None) -> FastAPI:
@@ -218,6 +226,7 @@ def _add_api(app: FastAPI, rbac: RBAC) -> None:
             model=body.model or DEFAULT_MODEL,
             max_tokens=512 if body.max_tokens is None else body.max_tokens,
             messages=_messages(body.prompt),
+            tools=_tools(body.web_search),
         )
         return _message_json(message)
 
@@ -228,6 +237,7 @@ def _add_api(app: FastAPI, rbac: RBAC) -> None:
             model=body.model or LONG_MODEL,
             max_tokens=4096 if body.max_tokens is None else body.max_tokens,
             messages=_messages(body.prompt),
+            tools=_tools(body.web_search),
         )
         return _message_json(message)
 
@@ -237,11 +247,16 @@ def _add_api(app: FastAPI, rbac: RBAC) -> None:
         prompt: Annotated[str, Query(max_length=20_000)] = "",
         model: str | None = None,
         max_tokens: int = 512,
+        web_search: bool = False,
     ) -> Response:
         """Claude's answer as server-sent events: ``data: {"text": ...}`` per piece, then ``event: done``."""
         # Opened here, before the response starts: a denial (model, rate limit) is still an HTTP error status.
         stream = await claude.messages.create(
-            model=model or DEFAULT_MODEL, max_tokens=max_tokens, messages=_messages(prompt), stream=True
+            model=model or DEFAULT_MODEL,
+            max_tokens=max_tokens,
+            messages=_messages(prompt),
+            tools=_tools(web_search),
+            stream=True,
         )
         return EventStreamResponse(_relay(stream))
 

@@ -38,6 +38,7 @@ def _request_summary(case: Case) -> str:
     if scope.narrows:
         route = [f"models={','.join(models)}" for models in scope.model_sets]
         route += [f"max_tokens={scope.max_tokens}"] if scope.max_tokens is not None else []
+        route += [f"{key}={','.join(patterns) or '(none)'}" for key, patterns in scope.field_sets]
         parts.append(f"(route: {' '.join(route)})")
     return " ".join(parts)
 

@@ -10,14 +10,17 @@ from typing import Final
 
 __all__ = [
     "API_KEY_ID",
+    "BETAS",
     "DECISION",
     "DECISIONS_METRIC",
     "DENIED_EVENT",
     "ENDUSER_ID",
     "ENDUSER_PSEUDO_ID",
     "ENFORCED",
+    "INFERENCE_GEO",
     "MAX_TOKENS_EFFECTIVE",
     "MAX_TOKENS_REQUESTED",
+    "MCP_SERVERS",
     "MODEL",
     "OPERATION",
     "POLICY_RELOADS_METRIC",
@@ -28,12 +31,17 @@ __all__ = [
     "REQUIRED_ROLE",
     "ROLE",
     "ROUTE",
+    "SERVICE_TIER",
     "SPAN_NAME",
+    "SPEED",
     "STORAGE_ERROR",
     "TENANT_VIOLATION",
     "TOKENS_METRIC",
+    "TOOLS",
+    "UNKNOWN_FIELDS",
     "USER_ROLES",
     "WORKSPACE",
+    "WORKSPACE_ID",
 ]
 
 SPAN_NAME: Final = "claude_rbac.authorize"
@@ -57,6 +65,14 @@ TENANT_VIOLATION: Final = "claude_rbac.tenant_restriction_violation"
 POLICY_REVISION: Final = "claude_rbac.policy.revision"
 POLICY_STALE: Final = "claude_rbac.policy.stale"
 RELOAD_OUTCOME: Final = "claude_rbac.policy.reload.outcome"
+TOOLS: Final = "claude_rbac.tools"
+MCP_SERVERS: Final = "claude_rbac.mcp_servers"
+SERVICE_TIER: Final = "claude_rbac.service_tier"
+SPEED: Final = "claude_rbac.speed"
+INFERENCE_GEO: Final = "claude_rbac.inference_geo"
+BETAS: Final = "claude_rbac.betas"
+WORKSPACE_ID: Final = "claude_rbac.workspace_id"
+UNKNOWN_FIELDS: Final = "claude_rbac.unknown_fields"
 
 DECISIONS_METRIC: Final = "claude_rbac.decisions"
 TOKENS_METRIC: Final = "claude_rbac.tokens"

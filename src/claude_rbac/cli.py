@@ -19,7 +19,7 @@ from ._cli_test import add_test_command
 from ._version import __version__
 from .enforcement import KeyRing
 from .errors import PolicyError
-from .policy import CallPlan, ModelMatcher, Policy, Principal, probe
+from .policy import CallPlan, ModelMatcher, Policy, Principal, Role, probe
 
 __all__ = ["main"]
 
@@ -83,16 +83,84 @@ def _granting_rules(policy: Policy, role_name: str, model: str) -> list[str]:
     return rules
 
 
-def explain_call(policy: Policy, role: str, *, model: str, max_tokens: int | None, stream: bool = False) -> CallPlan:
-    """What the governed client would make of ``messages.create(model=..., max_tokens=...)`` by ``role``:
+_FIELD_GRANTS = {
+    "tool_not_allowed": "tools",
+    "mcp_server_not_allowed": "mcp_servers",
+    "service_tier_not_allowed": "service_tiers",
+    "speed_not_allowed": "speeds",
+    "inference_geo_not_allowed": "inference_geos",
+    "beta_not_allowed": "betas",
+}
+"""The role key whose grant each request-field denial names."""
+
+
+def request_fields(args: argparse.Namespace) -> dict[str, object]:
+    """The request fields ``explain``'s options ask for, as the SDK would send them in the body."""
+    fields: dict[str, object] = {}
+    tools = [
+        {"name": "client_tool", "input_schema": {"type": "object"}}
+        if kind == "custom"
+        else {"type": kind, "name": kind}
+        for kind in args.tool or ()
+    ]
+    servers = [{"type": "url", "url": url, "name": f"server{n}"} for n, url in enumerate(args.mcp_server or ())]
+    given = {
+        "tools": tools,
+        "mcp_servers": servers,
+        "service_tier": args.service_tier,
+        "speed": args.speed,
+        "inference_geo": args.inference_geo,
+        "betas": args.beta,
+        "workspace_id": args.workspace_id,
+    }
+    for name, value in given.items():
+        if value:
+            fields[name] = value
+    return fields
+
+
+def explain_call(
+    policy: Policy,
+    role: str,
+    *,
+    model: str,
+    max_tokens: int | None,
+    stream: bool = False,
+    fields: dict[str, object] | None = None,
+) -> CallPlan:
+    """What the governed client would make of ``messages.create(model=..., max_tokens=..., **fields)`` by ``role``:
     the runtime's own :func:`~claude_rbac.policy.plan_call` (through :func:`~claude_rbac.policy.probe`, as
     ``claude-rbac test`` does), on the request the SDK would send."""
     known = policy.role(role)
     asked = max_tokens if max_tokens is not None else (known.max_tokens if known and known.max_tokens else 1)
-    body: dict[str, object] = {"model": model, "max_tokens": asked}
+    body: dict[str, object] = {"model": model, "max_tokens": asked, **(fields or {})}
     if stream:
         body["stream"] = True
     return probe(policy, Principal("explain", role), body)
+
+
+def _denial_rule(policy: Policy, role: Role, name: str, args: argparse.Namespace, reason: str) -> list[str]:
+    if reason == "api_access_not_allowed":
+        return [f"  rule: roles.{name}.allowed is false" if role.models else "  rule: the role grants no model"]
+    if reason == "model_not_allowed":
+        return [
+            f"  rule: no pattern of roles.{name}.models (with inherited ones) matches {args.model!r}",
+            f"  patterns: {', '.join(role.models) or '(none)'}",
+        ]
+    if reason == "max_tokens_exceeded":
+        return [f'  limit: max_tokens {role.max_tokens} (on_excess = "reject")']
+    if (key := _FIELD_GRANTS.get(reason)) is not None:
+        granted = getattr(role, key)
+        return [
+            f"  rule: no entry of roles.{name}.{key} (with inherited ones and the defaults) allows it",
+            f"  {key}: {', '.join(granted) or '(none)'}",
+        ]
+    if reason == "workspace_not_allowed":
+        workspace = role.workspace or policy.settings.default_workspace
+        known = policy.settings.workspaces.get(workspace) if workspace else None
+        where = f"workspaces.{workspace}.id" if workspace else "the role's workspace"
+        return [f"  rule: a request may name only {where}" + ("" if known and known.id else ", which is not set")]
+    return []
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -101,9 +169,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(f"error: the policy is invalid:\n{exc}", file=sys.stderr)
         return 1
-    decision = explain_call(
-        policy, args.role, model=args.model, max_tokens=args.max_tokens, stream=args.stream
-    ).decision
+    fields = request_fields(args)
+    plan = explain_call(
+        policy, args.role, model=args.model, max_tokens=args.max_tokens, stream=args.stream, fields=fields
+    )
+    decision = plan.decision
     if decision.reason == "invalid_request":
         print(f"error: {decision.message}", file=sys.stderr)
         return 2
@@ -112,17 +182,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(f"denied ({decision.reason}): {decision.message}")
         if role is None:
             print(f"  rule: {args.policy} has no role {args.role!r} (roles: {', '.join(policy.roles)})")
-        elif decision.reason == "api_access_not_allowed":
-            print(f"  rule: roles.{args.role}.allowed is false" if role.models else "  rule: the role grants no model")
-        elif decision.reason == "model_not_allowed":
-            print(f"  rule: no pattern of roles.{args.role}.models (with inherited ones) matches {args.model!r}")
-            print(f"  patterns: {', '.join(role.models) or '(none)'}")
-        elif decision.reason == "max_tokens_exceeded":
-            print(f'  limit: max_tokens {role.max_tokens} (on_excess = "reject")')
+        else:
+            print("\n".join(_denial_rule(policy, role, args.role, args, decision.reason)))
         return 1
     print(f"allowed: role {args.role!r} may use {args.model!r}")
     for rule in _granting_rules(policy, args.role, args.model):
         print(f"  rule: {rule}")
+    for name, values in decision.fields:
+        print(
+            f"  {name}: {', '.join(values)}"
+            + (" (recorded: the governor does not govern it)" if name == "unknown_fields" else "")
+        )
     if decision.clamped:
         print(
             f"  limit: max_tokens {decision.max_tokens_requested} is clamped to {decision.max_tokens_effective}"
@@ -193,6 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="a streaming call (without it, a non-streaming call, for which the SDK refuses a max_tokens that"
         " could take longer than 10 minutes)",
     )
+    for flag, dest, what in (
+        ("--tool", "tool", "a tool type it sends, e.g. web_search_20260318, or custom for a client tool"),
+        ("--mcp-server", "mcp_server", "an MCP server URL it connects"),
+        ("--beta", "beta", "a beta it asks for (the SDK's betas=)"),
+    ):
+        explain.add_argument(flag, dest=dest, action="append", metavar="VALUE", help=f"{what} (repeatable)")
+    explain.add_argument("--service-tier", dest="service_tier", help="the service_tier it asks for, e.g. priority")
+    explain.add_argument("--speed", help="the speed it asks for, e.g. fast")
+    explain.add_argument("--inference-geo", dest="inference_geo", help="the inference_geo it asks for, e.g. us")
+    explain.add_argument("--workspace-id", dest="workspace_id", help="the workspace_id it names")
     explain.set_defaults(run=cmd_explain)
     add_test_command(commands)
     add_diff_command(commands)

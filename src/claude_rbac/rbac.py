@@ -28,7 +28,18 @@ from .enforcement import (
     load_policy,
 )
 from .errors import PolicyError, PolicyProblem
-from .policy import UNRESTRICTED, Decision, Mode, Policy, Principal, Scope, TokenEstimator, as_patterns, format_org_ids
+from .policy import (
+    GRANT_KEYS,
+    UNRESTRICTED,
+    Decision,
+    Mode,
+    Policy,
+    Principal,
+    Scope,
+    TokenEstimator,
+    as_patterns,
+    format_org_ids,
+)
 from .quota import Bucket, Quota, warn_if_memory_in_many_workers
 
 __all__ = ["RBAC"]
@@ -184,13 +195,24 @@ class RBAC:
         max_tokens: int | None = None,
         rpm: int | None = None,
         name: str | None = None,
+        tools: Iterable[str] | str | None = None,
+        mcp_servers: Iterable[str] | str | None = None,
+        service_tiers: Iterable[str] | str | None = None,
+        speeds: Iterable[str] | str | None = None,
+        inference_geos: Iterable[str] | str | None = None,
+        betas: Iterable[str] | str | None = None,
     ) -> Scope:
-        """A validated, cached route scope. Raises :class:`PolicyError` for a bad one (at decoration time)."""
+        """A validated, cached route scope. Raises :class:`PolicyError` for a bad one (at decoration time).
+
+        ``tools``, ``mcp_servers``, ``service_tiers``, ``speeds``, ``inference_geos`` and ``betas`` narrow the
+        role's request-field grants (a value must match the role's grant and the route's)."""
         patterns = as_patterns(models)
-        key = (patterns, max_tokens, rpm, name)
+        fields = (tools, mcp_servers, service_tiers, speeds, inference_geos, betas)
+        key = (patterns, max_tokens, rpm, name, *(as_patterns(value) for value in fields))
         scope = self._scopes.get(key)
         if scope is None:
-            scope = Scope.build(models=patterns, max_tokens=max_tokens, rpm=rpm, name=name)
+            narrowed: dict[str, Any] = dict(zip(GRANT_KEYS, fields, strict=True))
+            scope = Scope.build(models=patterns, max_tokens=max_tokens, rpm=rpm, name=name, **narrowed)
             if len(self._scopes) < 4096:
                 self._scopes[key] = scope
         return scope
@@ -204,9 +226,17 @@ class RBAC:
         rpm: int | None = None,
         scope: Scope | None = None,
         route: str | None = None,
+        tools: Iterable[str] | str | None = None,
+        mcp_servers: Iterable[str] | str | None = None,
+        service_tiers: Iterable[str] | str | None = None,
+        speeds: Iterable[str] | str | None = None,
+        inference_geos: Iterable[str] | str | None = None,
+        betas: Iterable[str] | str | None = None,
     ) -> anthropic.Anthropic:
         """A genuine ``anthropic.Anthropic`` for ``principal``. The keywords narrow the role, never widen it."""
-        chosen = scope if scope is not None else self.scope(models=models, max_tokens=max_tokens, rpm=rpm)
+        fields = (tools, mcp_servers, service_tiers, speeds, inference_geos, betas)
+        narrowed: dict[str, Any] = dict(zip(GRANT_KEYS, fields, strict=True))
+        chosen = scope if scope is not None else self.scope(models=models, max_tokens=max_tokens, rpm=rpm, **narrowed)
         return self._clients.get(principal, chosen, route, asynchronous=False)
 
     def async_client(
@@ -218,9 +248,17 @@ class RBAC:
         rpm: int | None = None,
         scope: Scope | None = None,
         route: str | None = None,
+        tools: Iterable[str] | str | None = None,
+        mcp_servers: Iterable[str] | str | None = None,
+        service_tiers: Iterable[str] | str | None = None,
+        speeds: Iterable[str] | str | None = None,
+        inference_geos: Iterable[str] | str | None = None,
+        betas: Iterable[str] | str | None = None,
     ) -> anthropic.AsyncAnthropic:
         """A genuine ``anthropic.AsyncAnthropic`` for ``principal``; its limits use ``limits.aio``."""
-        chosen = scope if scope is not None else self.scope(models=models, max_tokens=max_tokens, rpm=rpm)
+        fields = (tools, mcp_servers, service_tiers, speeds, inference_geos, betas)
+        narrowed: dict[str, Any] = dict(zip(GRANT_KEYS, fields, strict=True))
+        chosen = scope if scope is not None else self.scope(models=models, max_tokens=max_tokens, rpm=rpm, **narrowed)
         return self._clients.get(principal, chosen, route, asynchronous=True)
 
     # -- reloads -----------------------------------------------------------------------------------

@@ -17,7 +17,19 @@ from claude_rbac.integrations import django  # noqa: E402  (needs configured set
 
 GUARDED: dict[str, ModuleType] = {"flask": flask, "starlette": starlette, "fastapi": fastapi, "django": django}
 ALL: dict[str, ModuleType] = {**GUARDED, "wsgi": wsgi, "asgi": asgi}
-SHARED = ["role", "models", "max_tokens", "rpm", "name"]
+SHARED = [
+    "role",
+    "models",
+    "max_tokens",
+    "rpm",
+    "name",
+    "tools",
+    "mcp_servers",
+    "service_tiers",
+    "speeds",
+    "inference_geos",
+    "betas",
+]
 
 
 @pytest.mark.parametrize("framework", GUARDED)
@@ -33,7 +45,19 @@ def test_requires_role_has_the_same_signature_everywhere(framework: str) -> None
 def test_every_guard_leaves_the_same_marker(framework: str) -> None:
     def view(request: object) -> None: ...
 
-    declared = GUARDED[framework].requires_role("user", models="claude-haiku-*", max_tokens=10, rpm=3, name="chat")
+    declared = GUARDED[framework].requires_role(
+        "user",
+        models="claude-haiku-*",
+        max_tokens=10,
+        rpm=3,
+        name="chat",
+        tools=["custom", "web_search"],
+        mcp_servers="https://mcp.example.com/*",
+        service_tiers=["auto"],
+        speeds=["standard"],
+        inference_geos=["us"],
+        betas=["mcp-client-*"],
+    )
     # FastAPI's guard is the dependency itself; the others decorate a view.
     guarded = declared if framework == "fastapi" else declared(view)
     guard = getattr(guarded, GUARD_ATTRIBUTE)
@@ -45,6 +69,14 @@ def test_every_guard_leaves_the_same_marker(framework: str) -> None:
         3,
         "chat",
     )
+    assert dict(guard.scope.field_sets) == {
+        "tools": ("custom", "web_search"),
+        "mcp_servers": ("https://mcp.example.com/*",),
+        "service_tiers": ("auto",),
+        "speeds": ("standard",),
+        "inference_geos": ("us",),
+        "betas": ("mcp-client-*",),
+    }
 
 
 @pytest.mark.parametrize("framework", ALL)

@@ -1,9 +1,10 @@
 """Several guards on one request intersect their scopes: a later guard narrows, it never replaces.
 
 A router (FastAPI), an outer decorator (Starlette) or a View class (Flask) narrows a route to haiku and
-256 tokens; the endpoint's own ``requires_role("user")`` adds no narrowing of its own. A power user
+256 tokens (and client tools); the endpoint's own ``requires_role("user")`` adds no narrowing of its own. A power user
 asking that endpoint for opus must be refused, and a long haiku answer must be clamped to 256: the
-endpoint's guard must not hand out a client that forgot the outer narrowing.
+endpoint's guard must not hand out a client that forgot the outer narrowing. The outer guard also narrows
+the tools to client tools: power's web search (issue #15) is refused there.
 """
 
 # ruff: noqa: B008
@@ -30,7 +31,15 @@ from claude_rbac.testing import FakeClaude
 
 from ._support import HAIKU, OPUS, make_rbac
 
-NARROW = {"models": "claude-haiku-*", "max_tokens": 256}
+NARROW: dict[str, Any] = {"models": "claude-haiku-*", "max_tokens": 256, "tools": ["custom"]}
+SEARCH = {"type": "web_search_20250305", "name": "web_search"}
+
+
+def extra(body: dict[str, Any]) -> dict[str, Any]:
+    """The tools a request's JSON asks for, passed on to Claude as they are."""
+    return {"tools": body["tools"]} if "tools" in body else {}
+
+
 POWER = Principal("paul", "power")
 
 
@@ -46,7 +55,10 @@ def fastapi_app(rbac: RBAC) -> FastAPI:
     @router.post("/chat")
     async def chat(body: dict[str, Any], claude: AsyncAnthropic = Depends(fastapi_rbac.requires_role("user"))) -> Any:
         message = await claude.messages.create(
-            model=body["model"], max_tokens=body["max_tokens"], messages=[{"role": "user", "content": "hi"}]
+            model=body["model"],
+            max_tokens=body["max_tokens"],
+            messages=[{"role": "user", "content": "hi"}],
+            **extra(body),
         )
         return {"model": message.model}
 
@@ -59,7 +71,7 @@ def fastapi_app(rbac: RBAC) -> FastAPI:
 async def starlette_chat(request: Request) -> Response:
     body = await request.json()
     message = await starlette_rbac.get_claude(request).messages.create(
-        model=body["model"], max_tokens=body["max_tokens"], messages=[{"role": "user", "content": "hi"}]
+        model=body["model"], max_tokens=body["max_tokens"], messages=[{"role": "user", "content": "hi"}], **extra(body)
     )
     return JSONResponse({"model": message.model})
 
@@ -77,7 +89,10 @@ class TeamChat(MethodView):
     def post(self) -> dict[str, Any]:
         body = request.get_json()
         message = flask_rbac.current_claude().messages.create(
-            model=body["model"], max_tokens=body["max_tokens"], messages=[{"role": "user", "content": "hi"}]
+            model=body["model"],
+            max_tokens=body["max_tokens"],
+            messages=[{"role": "user", "content": "hi"}],
+            **extra(body),
         )
         return {"model": message.model}
 
@@ -100,17 +115,21 @@ def test_an_endpoint_guard_keeps_the_outer_narrowing(framework: str, fake_claude
             client = flask_app(rbac).test_client()
             opus = client.post("/team/chat", json={"model": OPUS, "max_tokens": 4000})
             haiku = client.post("/team/chat", json={"model": HAIKU, "max_tokens": 4000})
+            search = client.post("/team/chat", json={"model": HAIKU, "max_tokens": 9, "tools": [SEARCH]})
     else:
         app = fastapi_app(rbac) if framework == "fastapi" else starlette_app(rbac)
         with TestClient(app) as asgi_client:
             opus = asgi_client.post("/team/chat", json={"model": OPUS, "max_tokens": 4000})
             haiku = asgi_client.post("/team/chat", json={"model": HAIKU, "max_tokens": 4000})
+            search = asgi_client.post("/team/chat", json={"model": HAIKU, "max_tokens": 9, "tools": [SEARCH]})
             asgi_client.portal.call(rbac.aclose)  # type: ignore[union-attr]
 
     assert opus.status_code == 403, "the router's haiku-only narrowing must survive the endpoint's guard"
     body = opus.json() if framework != "flask" else opus.get_json()
     assert body["error"]["error_code"] == "model_not_allowed"
     assert haiku.status_code == 200
+    assert search.status_code == 403, "power may search the web, but not on a route narrowed to client tools"
+    assert (search.json() if framework != "flask" else search.get_json())["error"]["error_code"] == "tool_not_allowed"
     (sent,) = fake_claude.calls()  # opus never left the process
     assert sent.json["model"] == HAIKU
     assert sent.json["max_tokens"] == 256, "clamped to the outer guard's cap, not the power role's 4096"

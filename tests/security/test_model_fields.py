@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from claude_rbac import RBAC, AccessDenied, Policy, Principal, RateLimited
+from claude_rbac.policy import DEFAULT_POLICY
 from claude_rbac.testing import FakeClaude
 
 KEY = "sk-ant-api03-model-fields-tests-0000000000000000000000000-MFLD"
@@ -27,6 +28,9 @@ MESSAGES = [{"role": "user", "content": "Should I refactor this?"}]
 UMA = Principal("uma", "user")  # haiku only, max_tokens 512
 PAUL = Principal("paul", "power")  # haiku, sonnet, opus; max_tokens 4096
 ADVISOR_BETA = "advisor-tool-2026-03-01"
+ROLES = DEFAULT_POLICY["roles"]
+ADVISING = {**DEFAULT_POLICY, "roles": {**ROLES, "user": {**ROLES["user"], "tools": ["custom", "advisor"]}}}
+"""The guide's roles, each granted the advisor tool (issue #15): here only its models are in question."""
 
 
 def advisor(model: str = OPUS, **extra: Any) -> dict[str, Any]:
@@ -42,7 +46,7 @@ def make(fake_claude: FakeClaude) -> Iterator[Make]:
     built: list[RBAC] = []
 
     def build(policy: Any = None, **options: Any) -> RBAC:
-        built.append(RBAC(policy or Policy.default(), api_key=KEY, base_url=fake_claude.url, **options))
+        built.append(RBAC(policy or ADVISING, api_key=KEY, base_url=fake_claude.url, **options))
         return built[-1]
 
     yield build
@@ -123,7 +127,10 @@ class TestTheAdvisorTool:
 
     def test_reject_mode_refuses_an_advisor_above_the_cap(self, make: Make, fake_claude: FakeClaude) -> None:
         policy = Policy.from_dict(
-            {"on_excess": "reject", "roles": {"power": {"models": ["claude-*"], "max_tokens": 4096}}}
+            {
+                "on_excess": "reject",
+                "roles": {"power": {"models": ["claude-*"], "max_tokens": 4096, "tools": ["advisor"]}},
+            }
         )
         error = refused(
             lambda: (
@@ -138,7 +145,9 @@ class TestTheAdvisorTool:
         assert fake_claude.requests == []
 
     def test_the_advisor_max_tokens_is_reserved_against_tpm(self, make: Make, fake_claude: FakeClaude) -> None:
-        policy = Policy.from_dict({"roles": {"power": {"models": ["claude-*"], "max_tokens": 4096, "tpm": 3000}}})
+        policy = Policy.from_dict(
+            {"roles": {"power": {"models": ["claude-*"], "max_tokens": 4096, "tpm": 3000, "tools": ["advisor"]}}}
+        )
         claude = make(policy).client(PAUL)
         claude.messages.create(model=HAIKU, max_tokens=100, messages=MESSAGES)  # alone, it fits
         with pytest.raises(RateLimited):  # with an advisor that may write 4,000 tokens, it cannot

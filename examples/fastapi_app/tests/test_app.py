@@ -37,7 +37,18 @@ def test_the_page_offers_every_demo_user_and_model(client: TestClient) -> None:
         assert f"<small>{role}</small>" in page
     for model in MODELS:
         assert f'<option value="{model}">' in page
-    for element in ("send", "prompt", "model", "route", "answer", "denied", "remaining", "limit", "admin-link"):
+    for element in (
+        "send",
+        "prompt",
+        "model",
+        "route",
+        "web-search",
+        "answer",
+        "denied",
+        "remaining",
+        "limit",
+        "admin-link",
+    ):
         assert f'id="{element}"' in page, element
     assert "<!--" not in page.split("<body>", 1)[1], "every placeholder was filled"
 
@@ -90,6 +101,28 @@ def test_denials_are_readable_anthropic_errors(login: Callable[[str], TestClient
     assert admin.status_code == 403
     assert admin.json()["error"]["message"] == "Role 'user' may not use this route."
     assert offline_env.requests == []
+
+
+@pytest.mark.parametrize(("username", "status"), [("uma", 403), ("paul", 200), ("ada", 200)])
+def test_web_search_is_for_power_users_and_up(
+    login: Callable[[str], TestClient], offline_env: FakeClaude, username: str, status: int
+) -> None:
+    """The page's "Search the web" box sends a web search tool, which the policy grants from power up."""
+    client = login(username)
+    chat = client.post("/api/chat", json={"prompt": "What is new?", "web_search": True})
+    stream = client.get("/api/chat/stream", params={"prompt": "What is new?", "web_search": "true"})
+    assert (chat.status_code, stream.status_code) == (status, status)
+    if status == 403:
+        assert chat.json()["error"] == {
+            "type": "permission_error",
+            "message": "Role 'user' may not use the 'web_search_20250305' tool.",
+            "error_code": "tool_not_allowed",
+        }
+        assert stream.json()["error"]["error_code"] == "tool_not_allowed"
+        assert offline_env.requests == []
+    else:
+        assert [call.json["tools"][0]["type"] for call in offline_env.calls()] == ["web_search_20250305"] * 2
+        assert offline_env.calls()[0].json.get("max_tokens") == 512
 
 
 def test_admin_page_lists_the_policy(login: Callable[[str], TestClient]) -> None:

@@ -24,14 +24,17 @@ from opentelemetry.util.types import AttributeValue
 from .._version import __version__
 from ..audit import (
     API_KEY_ID,
+    BETAS,
     DECISION,
     DECISIONS_METRIC,
     DENIED_EVENT,
     ENDUSER_ID,
     ENDUSER_PSEUDO_ID,
     ENFORCED,
+    INFERENCE_GEO,
     MAX_TOKENS_EFFECTIVE,
     MAX_TOKENS_REQUESTED,
+    MCP_SERVERS,
     MODEL,
     OPERATION,
     POLICY_RELOADS_METRIC,
@@ -42,10 +45,15 @@ from ..audit import (
     REQUIRED_ROLE,
     ROLE,
     ROUTE,
+    SERVICE_TIER,
     SPAN_NAME,
+    SPEED,
     TOKENS_METRIC,
+    TOOLS,
+    UNKNOWN_FIELDS,
     USER_ROLES,
     WORKSPACE,
+    WORKSPACE_ID,
 )
 from ..policy import Decision, ModelMatcher, Policy, Principal, hide_keys, redact
 
@@ -57,6 +65,18 @@ logger = logging.getLogger("claude_rbac")
 _MAX_WARNED_ROLES: Final = 1000
 OTHER: Final = "_other"
 """The metric label of a model or role outside the bounded sets."""
+_FIELD_ATTRIBUTES: Final = {
+    "tools": TOOLS,
+    "mcp_servers": MCP_SERVERS,
+    "betas": BETAS,
+    "unknown_fields": UNKNOWN_FIELDS,
+    "service_tier": SERVICE_TIER,
+    "speed": SPEED,
+    "inference_geo": INFERENCE_GEO,
+    "workspace_id": WORKSPACE_ID,
+}
+"""The span attribute of each request field a decision carries: a string array, or (one value) a string."""
+_ONE_VALUE: Final = frozenset({"service_tier", "speed", "inference_geo", "workspace_id"})
 
 
 def _sdk_models() -> frozenset[str]:
@@ -144,6 +164,7 @@ class Auditor:
         )
         self._user_key = user_id_key.encode() if isinstance(user_id_key, str) else user_id_key
         self._unknown_roles: set[str | None] = set()
+        self._unknown_fields: set[str] = set()
         self.labels = MetricLabels()
 
     def use_policy(self, policy: Policy) -> None:
@@ -201,6 +222,11 @@ class Auditor:
         for name, value in optional.items():
             if value is not None:
                 attributes[name] = value
+        for field, values in decision.fields:
+            shown = [hide_keys(value) for value in values]
+            attributes[_FIELD_ATTRIBUTES.get(field, f"claude_rbac.{field}")] = (
+                shown[0] if field in _ONE_VALUE and len(shown) == 1 else shown
+            )
         return attributes
 
     # -- recording ---------------------------------------------------------------------------------
@@ -220,6 +246,8 @@ class Auditor:
         enforced = bool(attributes.get(ENFORCED, True))
         if decision.reason == "unknown_role":
             self._warn_unknown_role(decision.role)
+        if decision.fields:
+            self._warn_unknown_fields(dict(decision.fields).get("unknown_fields", ()))
         labels = self.labels
         unvetted = decision.reason in _UNVETTED_MODEL
         model = (OTHER if decision.model else "") if unvetted else labels.model(decision.model)
@@ -248,6 +276,19 @@ class Auditor:
             " (unknown_role). Check the principal loader's role mapping.",
             role,
         )
+
+    def _warn_unknown_fields(self, names: typing.Iterable[str]) -> None:
+        """One WARNING per request field name the governor does not know: an SDK upgrade (or a caller) sending a
+        field whose cost, reach or residency nobody decided. ``strict = true`` refuses such requests."""
+        for name in names:
+            if name in self._unknown_fields or len(self._unknown_fields) >= _MAX_WARNED_ROLES:
+                continue
+            self._unknown_fields.add(name)
+            logger.warning(
+                "claude_rbac: a request sent the field %r, which claude_rbac does not govern; it is recorded"
+                " (claude_rbac.unknown_fields) and let through unless the policy is strict",
+                hide_keys(name),
+            )
 
     def _log_denial(self, decision: Decision, attributes: Mapping[str, AttributeValue]) -> None:
         if not logger.isEnabledFor(logging.INFO):

@@ -19,7 +19,7 @@ from anthropic import MiddlewareInput, NotGiven, not_given
 from opentelemetry import trace
 
 from ..errors import error_for
-from ..policy import ORG_IDS_HEADER, Principal, Scope, redact
+from ..policy import BETA_HEADER, ORG_IDS_HEADER, WORKSPACE_HEADER, Principal, Scope, redact
 from ._attempt import Binding
 from ._enforcer import Enforcer
 from ._governor import Governor
@@ -34,6 +34,17 @@ _FIXED: Final = ("base_url", "api_key", "auth_token", "credentials", "config", "
 (an ``http_client`` of the caller's could read the key off every request or send it anywhere)."""
 _CLIENT_OPTIONS: Final = frozenset(inspect.signature(anthropic.Anthropic.__init__).parameters) - {"self"}
 _CREDENTIAL_HEADERS: Final = frozenset({"x-api-key", "authorization"})
+_PER_CALL_HEADERS: Final = frozenset({BETA_HEADER, WORKSPACE_HEADER})
+"""Headers the policy decides per call (betas, the workspace): a client-wide default would be sent unseen."""
+
+
+def _check_default_headers(headers: Mapping[str, Any] | None) -> None:
+    names = {name.lower() for name in headers or {} if isinstance(name, str)}
+    if names & _PER_CALL_HEADERS:
+        raise TypeError(
+            "a governed client's betas and workspace are decided per call: pass betas=... or workspace_id=... "
+            "to each call, not in default_headers"
+        )
 
 
 class _LongRequestTimeout(anthropic.Timeout):
@@ -75,6 +86,7 @@ def _governed_options(middleware: Sequence[MiddlewareInput], kwargs: dict[str, A
             raise error_for("tenant_restriction_violation", message)
         if names & _CREDENTIAL_HEADERS:
             raise TypeError("a governed client's credentials come from its workspace in the policy, not its headers")
+        _check_default_headers(kwargs.get(option))
     governors = [entry for entry in middleware if isinstance(entry, Governor)]
     chosen = kwargs.get("middleware", not_given)
     if governors and not isinstance(chosen, NotGiven):
@@ -126,6 +138,7 @@ class ClientFactory:
         if unknown:
             shown = ", ".join(redact(name) for name in unknown)
             raise TypeError(f"client_options takes anthropic.Anthropic() keyword arguments; not {shown}")
+        _check_default_headers(self._options.get("default_headers"))
         self._tracer_provider = tracer_provider
         self._lock = threading.Lock()
         self._roots: dict[bool, GovernedAnthropic | GovernedAsyncAnthropic] = {}

@@ -184,6 +184,7 @@ class Governor(Middleware):
             count_tokens=role is not None and role.counts_tokens,
             enforce=enforced,
             nonstreaming_limit=NONSTREAMING_MAX_TOKENS if long_request else None,
+            headers=request.headers,
         )
         plan = self._check_request(generation, plan, request, key)
         return Attempt(generation, plan, key, enforced, request.retries_taken == 0, {})

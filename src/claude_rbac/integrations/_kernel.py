@@ -2,7 +2,8 @@
 safely, and the one Anthropic-shaped error response. None of it knows a web framework.
 
 The vocabulary is the same in all six adapters: a ``principal_loader`` says who is signed in,
-``requires_role(role, *, models=, max_tokens=, rpm=, name=)`` declares a :class:`Guard`, a guard that lets
+``requires_role(role, *, models=, max_tokens=, rpm=, name=, tools=, mcp_servers=, service_tiers=, speeds=,
+inference_geos=, betas=)`` declares a :class:`Guard`, a guard that lets
 a request in leaves an :class:`Admission` where the framework keeps per-request state, and
 ``get_claude`` / ``get_principal`` read it back.
 """
@@ -71,16 +72,35 @@ class Guard:
     def declare(
         cls,
         role: str,
-        *,
         models: Iterable[str] | str | None = None,
         max_tokens: int | None = None,
         rpm: int | None = None,
         name: str | None = None,
+        tools: Iterable[str] | str | None = None,
+        mcp_servers: Iterable[str] | str | None = None,
+        service_tiers: Iterable[str] | str | None = None,
+        speeds: Iterable[str] | str | None = None,
+        inference_geos: Iterable[str] | str | None = None,
+        betas: Iterable[str] | str | None = None,
     ) -> Guard:
-        """A guard; ``TypeError`` for a missing role, ``PolicyError`` for a bad narrowing (at decoration time)."""
+        """A guard; ``TypeError`` for a missing role, ``PolicyError`` for a bad narrowing (at decoration time).
+
+        The arguments are ``requires_role``'s, in its order (every adapter passes them on positionally)."""
         if not isinstance(role, str) or not role:
             raise TypeError(f"requires_role() needs a role name, got {role!r}")
-        return cls(role, Scope.build(models=models, max_tokens=max_tokens, rpm=rpm, name=name))
+        scope = Scope.build(
+            models=models,
+            max_tokens=max_tokens,
+            rpm=rpm,
+            name=name,
+            tools=tools,
+            mcp_servers=mcp_servers,
+            service_tiers=service_tiers,
+            speeds=speeds,
+            inference_geos=inference_geos,
+            betas=betas,
+        )
+        return cls(role, scope)
 
     def validate(self, rbac: RBAC) -> None:
         """Raise :class:`~claude_rbac.errors.PolicyError` when the policy has no such role."""

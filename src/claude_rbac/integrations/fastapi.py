@@ -120,6 +120,12 @@ def requires_role(
     max_tokens: int | None = None,
     rpm: int | None = None,
     name: str | None = None,
+    tools: Iterable[str] | str | None = None,
+    mcp_servers: Iterable[str] | str | None = None,
+    service_tiers: Iterable[str] | str | None = None,
+    speeds: Iterable[str] | str | None = None,
+    inference_geos: Iterable[str] | str | None = None,
+    betas: Iterable[str] | str | None = None,
     principal_loader: Callable[..., Any] | None = None,
     rbac: RBAC | None = None,
     principal_dependency: Callable[..., Any] | None = None,
@@ -139,7 +145,9 @@ def requires_role(
             stacklevel=2,
         )
         principal_loader = principal_loader or principal_dependency
-    guard = Guard.declare(role, models=models, max_tokens=max_tokens, rpm=rpm, name=name)
+    guard = Guard.declare(
+        role, models, max_tokens, rpm, name, tools, mcp_servers, service_tiers, speeds, inference_geos, betas
+    )
     if rbac is not None:
         guard.validate(rbac)
 
@@ -246,6 +254,12 @@ class ClaudeRBAC:
         max_tokens: int | None = None,
         rpm: int | None = None,
         name: str | None = None,
+        tools: Iterable[str] | str | None = None,
+        mcp_servers: Iterable[str] | str | None = None,
+        service_tiers: Iterable[str] | str | None = None,
+        speeds: Iterable[str] | str | None = None,
+        inference_geos: Iterable[str] | str | None = None,
+        betas: Iterable[str] | str | None = None,
     ) -> Callable[..., Awaitable[AsyncAnthropic]]:
         """:func:`requires_role` with this ``rbac`` and ``principal_loader``; the role is checked right here."""
         return requires_role(
@@ -254,6 +268,12 @@ class ClaudeRBAC:
             max_tokens=max_tokens,
             rpm=rpm,
             name=name,
+            tools=tools,
+            mcp_servers=mcp_servers,
+            service_tiers=service_tiers,
+            speeds=speeds,
+            inference_geos=inference_geos,
+            betas=betas,
             rbac=self.rbac,
             principal_loader=self.principal_loader,
         )

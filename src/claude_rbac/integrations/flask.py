@@ -273,15 +273,23 @@ def requires_role(
     max_tokens: int | None = None,
     rpm: int | None = None,
     name: str | None = None,
+    tools: Iterable[str] | str | None = None,
+    mcp_servers: Iterable[str] | str | None = None,
+    service_tiers: Iterable[str] | str | None = None,
+    speeds: Iterable[str] | str | None = None,
+    inference_geos: Iterable[str] | str | None = None,
+    betas: Iterable[str] | str | None = None,
 ) -> Callable[[ViewT], ViewT]:
     """Guard a view: 401 when nobody is signed in, 403 below ``role`` (``"user"`` admits power and admin).
 
-    ``models``, ``max_tokens`` and ``rpm`` narrow what :func:`current_claude` allows on this route; they
-    never widen the role; ``name`` labels the route's own RPM bucket. Works on sync and async views,
-    blueprint routes, ``View``/``MethodView`` classes (decorate the class, or list it in ``decorators``)
-    and their methods; several guards on one request (a class's and a method's) intersect.
+    ``models``, ``max_tokens``, ``rpm`` and the request-field grants (``tools``... ``betas``) narrow what
+    :func:`current_claude` allows on this route; they never widen the role; ``name`` labels the route's own
+    RPM bucket. Works on sync and async views, blueprint routes, ``View``/``MethodView`` classes (decorate
+    the class, or list it in ``decorators``) and their methods; several guards on one request intersect.
     """
-    guard = Guard.declare(role, models=models, max_tokens=max_tokens, rpm=rpm, name=name)
+    guard = Guard.declare(
+        role, models, max_tokens, rpm, name, tools, mcp_servers, service_tiers, speeds, inference_geos, betas
+    )
 
     def decorator(view: ViewT) -> ViewT:
         if isinstance(view, type):

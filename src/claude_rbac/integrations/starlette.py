@@ -303,15 +303,23 @@ def requires_role(
     max_tokens: int | None = None,
     rpm: int | None = None,
     name: str | None = None,
+    tools: Iterable[str] | str | None = None,
+    mcp_servers: Iterable[str] | str | None = None,
+    service_tiers: Iterable[str] | str | None = None,
+    speeds: Iterable[str] | str | None = None,
+    inference_geos: Iterable[str] | str | None = None,
+    betas: Iterable[str] | str | None = None,
 ) -> Callable[[F], F]:
     """Admit the request only when the signed-in principal has ``role`` (or a role that inherits it).
 
-    ``models``, ``max_tokens`` and ``rpm`` narrow what ``get_claude()`` may do on this route; they
-    never widen the role. A bad declaration raises ``PolicyError`` here, at import time.
-    A denial raises ``NotAuthenticated`` (401) or ``AccessDenied`` (403); ``RBACMiddleware`` turns it
-    into the Anthropic error body, or closes a websocket with code 1008.
+    ``models``, ``max_tokens``, ``rpm`` and the request-field grants (``tools``... ``betas``) narrow what
+    ``get_claude()`` may do on this route; they never widen the role. A bad declaration raises
+    ``PolicyError`` here, at import time. A denial raises ``NotAuthenticated`` (401) or ``AccessDenied``
+    (403); ``RBACMiddleware`` turns it into the Anthropic error body, or closes a websocket with code 1008.
     """
-    guard = Guard.declare(role, models=models, max_tokens=max_tokens, rpm=rpm, name=name)
+    guard = Guard.declare(
+        role, models, max_tokens, rpm, name, tools, mcp_servers, service_tiers, speeds, inference_geos, betas
+    )
 
     def decorator(func: F) -> F:
         _check_endpoint(func)

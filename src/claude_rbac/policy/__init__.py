@@ -5,11 +5,14 @@ function that every adapter, the governed clients and ``claude-rbac explain`` as
 """
 
 from ._diff import Change, PolicyDiff, RoleDiff, diff_policies, gain_hits, globs_overlap, limit_settings
+from ._fields import BETA_HEADER, GOVERNED_FIELDS, HARMLESS_FIELDS, KNOWN_FIELDS, WORKSPACE_HEADER
+from ._grants import DEFAULT_GRANTS, GRANT_KEYS, TOOL_FAMILIES, tool_family
 from ._model import (
     UNRESTRICTED,
     BatchAccess,
     Budget,
     Decision,
+    FieldValues,
     Mode,
     OnExcess,
     Principal,
@@ -39,13 +42,21 @@ from ._workspaces import (
 
 __all__ = [
     "BATCH_READS",
+    "BETA_HEADER",
+    "DEFAULT_GRANTS",
     "DEFAULT_POLICY",
+    "GOVERNED_FIELDS",
+    "GRANT_KEYS",
+    "HARMLESS_FIELDS",
     "KEY_LITERAL",
+    "KNOWN_FIELDS",
     "MAX_TOKENS_CEILING",
     "NONSTREAMING_MAX_TOKENS",
     "OPERATION_ENDPOINTS",
     "ORG_IDS_HEADER",
+    "TOOL_FAMILIES",
     "UNRESTRICTED",
+    "WORKSPACE_HEADER",
     "BatchAccess",
     "Budget",
     "CallPlan",
@@ -53,6 +64,7 @@ __all__ = [
     "Change",
     "Decision",
     "Expectation",
+    "FieldValues",
     "KeySource",
     "Mode",
     "ModelField",
@@ -89,4 +101,5 @@ __all__ = [
     "redact",
     "run_case",
     "suite_policy_path",
+    "tool_family",
 ]

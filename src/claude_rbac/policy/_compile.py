@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ..errors import PolicyError, PolicyProblem
+from ._grants import DEFAULT_GRANTS, GRANT_KEYS, grant_problem
 from ._model import Budget, Mode, OnExcess, Role, Settings
 from ._patterns import ModelMatcher, pattern_problem
 from ._revision import revision_problem
@@ -32,6 +33,7 @@ TOP_LEVEL_KEYS: Final = frozenset(
         "default_workspace",
         "allowed_org_ids",
         "revoked",
+        "strict",
     }
 )
 ROLE_KEYS: Final = frozenset(
@@ -48,6 +50,8 @@ ROLE_KEYS: Final = frozenset(
         "workspace",
         "mode",
         "batches",
+        "strict",
+        *GRANT_KEYS,
     }
 )
 BUDGET_KEYS: Final = frozenset({"day", "month"})
@@ -123,6 +127,13 @@ def _names(value: object, problems: _Problems, role: str, field: str) -> tuple[s
     return tuple(names)
 
 
+def _flag(value: object, problems: _Problems, role: str | None, field: str) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        problems.add(f"must be true or false, got {type(value).__name__}", role=role, field=field)
+        return None
+    return value
+
+
 def _mode(value: object, problems: _Problems, role: str | None, field: str) -> Any:
     if value is None:
         return None
@@ -146,11 +157,16 @@ class _RoleSpec:
         for pattern in self.models:
             if (problem := pattern_problem(pattern)) is not None:
                 problems.add(problem, role=name, field="models")
-        allowed = spec.get("allowed")
-        if allowed is not None and not isinstance(allowed, bool):
-            problems.add(f"must be true or false, got {type(allowed).__name__}", role=name, field="allowed")
-            allowed = None
-        self.allowed: bool | None = allowed
+        self.allowed = _flag(spec.get("allowed"), problems, name, "allowed")
+        self.strict = _flag(spec.get("strict"), problems, name, "strict")
+        self.grants: dict[str, tuple[str, ...]] = {}
+        for key in GRANT_KEYS:
+            if key in spec:
+                entries = _names(spec[key], problems, name, key)
+                for entry in entries:
+                    if (problem := grant_problem(key, entry)) is not None:
+                        problems.add(problem, role=name, field=key)
+                self.grants[key] = entries
         description = spec.get("description", "")
         if not isinstance(description, str):
             problems.add("must be a string", role=name, field="description")
@@ -230,7 +246,12 @@ def _inherit(attr: str, spec: _RoleSpec, chain: Sequence[_RoleSpec]) -> Any:
     return getattr(spec, attr)
 
 
-def _compile_roles(roles: Mapping[str, Any], problems: _Problems) -> dict[str, Role]:
+def _granted(key: str, spec: _RoleSpec, chain: Sequence[_RoleSpec]) -> tuple[str, ...]:
+    """A request-field grant: the union over the role and its ancestors of what each writes (else the default)."""
+    return tuple(dict.fromkeys(e for each in (spec, *chain) for e in each.grants.get(key, DEFAULT_GRANTS[key])))
+
+
+def _compile_roles(roles: Mapping[str, Any], problems: _Problems, strict: bool) -> dict[str, Role]:
     specs: dict[str, _RoleSpec] = {}
     for name, spec in roles.items():
         if not isinstance(name, str) or not ROLE_NAME.fullmatch(name):
@@ -276,6 +297,8 @@ def _compile_roles(roles: Mapping[str, Any], problems: _Problems) -> dict[str, R
             workspace=_inherit("workspace", spec, chain),
             mode=_inherit("mode", spec, chain),
             batches=_inherit("batches", spec, chain) or "own",
+            strict=next((each.strict for each in (spec, *chain) if each.strict is not None), strict),
+            **{key: _granted(key, spec, chain) for key in GRANT_KEYS},
             own_models=spec.models,
             own_keys=frozenset(key for key in spec.keys if key in ROLE_KEYS),
             matcher=ModelMatcher(models),
@@ -315,6 +338,8 @@ def compile_policy(
     if on_excess not in ("clamp", "reject"):
         problems.add(f"must be 'clamp' or 'reject', got {redact(on_excess)}", field="on_excess")
         on_excess = "clamp"
+    mode: Mode = _mode(data.get("mode"), problems, None, "mode") or "enforce"
+    strict = bool(_flag(data.get("strict"), problems, None, "strict"))
     roles_data = data.get("roles", {})
     roles: dict[str, Role] = {}
     if not isinstance(roles_data, Mapping):
@@ -322,9 +347,8 @@ def compile_policy(
     else:
         if require_version and not roles_data:
             problems.add("missing: a policy file defines at least one role ([roles.NAME])", field="roles")
-        roles = _compile_roles(roles_data, problems)
+        roles = _compile_roles(roles_data, problems, strict)
 
-    mode: Mode = _mode(data.get("mode"), problems, None, "mode") or "enforce"
     revision = data.get("revision")
     if revision is not None and (problem := revision_problem(revision)) is not None:
         problems.add(problem, field="revision")
@@ -337,5 +361,6 @@ def compile_policy(
         default_workspace=keys.default_workspace,
         allowed_org_ids=keys.allowed_org_ids,
         revoked=keys.revoked,
+        strict=strict,
     )
     return CompiledPolicy(roles, on_excess, settings, revision)

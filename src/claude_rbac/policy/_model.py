@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Final, Literal
 
 from ..errors import PolicyError, PolicyProblem
+from ._grants import DEFAULT_GRANTS, GRANT_KEYS, GrantMatchers, grant_problem
 from ._patterns import ModelMatcher, describe_patterns, pattern_problem
 from ._values import MAX_TOKENS_CEILING, limit_problem
 from ._workspaces import Workspace
@@ -18,6 +19,7 @@ __all__ = [
     "BatchAccess",
     "Budget",
     "Decision",
+    "FieldValues",
     "Mode",
     "OnExcess",
     "Principal",
@@ -32,6 +34,8 @@ Mode = Literal["enforce", "shadow"]
 OnExcess = Literal["clamp", "reject"]
 BatchAccess = Literal["own", "all"]
 """Which batches a role may retrieve, read the results of and cancel: those its principal created, or all."""
+FieldValues = tuple[tuple[str, tuple[str, ...]], ...]
+"""Request-field values by name, in order: ``(("tools", ("custom", "web_search_20250305")), ("speed", ("fast",)))``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +84,24 @@ class Role:
     workspace: str | None = None
     mode: Mode | None = None
     batches: BatchAccess = "own"
+    tools: tuple[str, ...] = DEFAULT_GRANTS["tools"]
+    mcp_servers: tuple[str, ...] = ()
+    service_tiers: tuple[str, ...] = DEFAULT_GRANTS["service_tiers"]
+    speeds: tuple[str, ...] = DEFAULT_GRANTS["speeds"]
+    inference_geos: tuple[str, ...] = ()
+    betas: tuple[str, ...] = ()
+    strict: bool = False
+    """Refuse a request with a field claude_rbac does not govern (``field_not_allowed``); else record it."""
     own_models: tuple[str, ...] = ()
     own_keys: frozenset[str] = field(default=frozenset(), compare=False)
     """The settings the role writes itself (the others are inherited or defaults): ``claude-rbac diff`` says
     which changes come through inheritance."""
     matcher: ModelMatcher = field(default_factory=lambda: ModelMatcher(()), repr=False, compare=False)
+    grants: GrantMatchers = field(init=False, repr=False, compare=False)
+    """The request-field grants (:data:`~._grants.GRANT_KEYS`), compiled."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "grants", GrantMatchers((key, getattr(self, key)) for key in GRANT_KEYS))
 
     def allows_model(self, model: str) -> bool:
         return self.matcher(model)
@@ -106,13 +123,18 @@ def as_patterns(models: Iterable[str] | str | None) -> tuple[str, ...] | None:
     return (models,) if isinstance(models, str) else tuple(models)
 
 
-def scope_name(models: tuple[str, ...] | None, max_tokens: int | None, rpm: int | None) -> str:
-    if models is None and max_tokens is None and rpm is None:
+def scope_name(
+    models: tuple[str, ...] | None, max_tokens: int | None, rpm: int | None, field_sets: FieldValues = ()
+) -> str:
+    if models is None and max_tokens is None and rpm is None and not field_sets:
         return ""
-    return f"models={','.join(models or ())};max_tokens={max_tokens};rpm={rpm}"
+    name = f"models={','.join(models or ())};max_tokens={max_tokens};rpm={rpm}"
+    return name + "".join(f";{key}={','.join(patterns)}" for key, patterns in field_sets)
 
 
-def _scope_problems(models: tuple[str, ...] | None, max_tokens: object, rpm: object) -> list[PolicyProblem]:
+def _scope_problems(
+    models: tuple[str, ...] | None, max_tokens: object, rpm: object, field_sets: FieldValues
+) -> list[PolicyProblem]:
     problems = []
     if models is not None:
         if not models:
@@ -123,6 +145,10 @@ def _scope_problems(models: tuple[str, ...] | None, max_tokens: object, rpm: obj
     for name, value, ceiling in (("max_tokens", max_tokens, MAX_TOKENS_CEILING), ("rpm", rpm, None)):
         if value is not None and (problem := limit_problem(value, *([ceiling] if ceiling else []))) is not None:
             problems.append(PolicyProblem(problem, "route scope", field=name))
+    for key, patterns in field_sets:
+        for pattern in patterns:
+            if (problem := grant_problem(key, pattern)) is not None:
+                problems.append(PolicyProblem(problem, "route scope", field=key))
     return problems
 
 
@@ -143,7 +169,8 @@ class Scope:
     """What one route narrows a role to. It can only narrow: the role's grants still apply.
 
     Several guards on one request (a router's and an endpoint's) intersect: :meth:`intersect` keeps
-    every model set (a model must match each), the lower ``max_tokens`` and the lower ``rpm``.
+    every model set (a model must match each), every request-field set (a value must match each of its
+    key's), the lower ``max_tokens`` and the lower ``rpm``.
     """
 
     name: str = ""
@@ -152,7 +179,14 @@ class Scope:
     rpm: int | None = None
     also: tuple[tuple[str, ...], ...] = ()
     """Further model sets a model must match too (from intersected scopes)."""
+    field_sets: FieldValues = ()
+    """``(key, patterns)`` per request-field narrowing (``tools``, ``betas``...): a value must match each set of its
+    key, on top of the role's grant. An empty set allows nothing (``tools=[]``: no tools on this route)."""
     matcher: ModelMatcher | _AllOf | None = field(default=None, repr=False, compare=False)
+    grants: GrantMatchers = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "grants", GrantMatchers(self.field_sets))
 
     @classmethod
     def build(
@@ -162,19 +196,29 @@ class Scope:
         max_tokens: int | None = None,
         rpm: int | None = None,
         name: str | None = None,
+        tools: Iterable[str] | str | None = None,
+        mcp_servers: Iterable[str] | str | None = None,
+        service_tiers: Iterable[str] | str | None = None,
+        speeds: Iterable[str] | str | None = None,
+        inference_geos: Iterable[str] | str | None = None,
+        betas: Iterable[str] | str | None = None,
     ) -> Scope:
         """A validated scope; :class:`PolicyError` for a bad declaration (at decoration time)."""
         patterns = as_patterns(models)
-        if problems := _scope_problems(patterns, max_tokens, rpm):
+        given = (tools, mcp_servers, service_tiers, speeds, inference_geos, betas)
+        field_sets = tuple(
+            (key, as_patterns(value) or ()) for key, value in zip(GRANT_KEYS, given, strict=True) if value is not None
+        )
+        if problems := _scope_problems(patterns, max_tokens, rpm, field_sets):
             raise PolicyError(problems)
         if name is None:
-            name = scope_name(patterns, max_tokens, rpm)
+            name = scope_name(patterns, max_tokens, rpm, field_sets)
         matcher = ModelMatcher(patterns) if patterns is not None else None
-        return cls(name=name, models=patterns, max_tokens=max_tokens, rpm=rpm, matcher=matcher)
+        return cls(name=name, models=patterns, max_tokens=max_tokens, rpm=rpm, field_sets=field_sets, matcher=matcher)
 
     @property
     def narrows(self) -> bool:
-        return self.models is not None or self.max_tokens is not None or self.rpm is not None
+        return self.models is not None or self.max_tokens is not None or self.rpm is not None or bool(self.field_sets)
 
     @property
     def model_sets(self) -> tuple[tuple[str, ...], ...]:
@@ -202,6 +246,7 @@ class Scope:
             max_tokens=min_cap(self.max_tokens, other.max_tokens),
             rpm=min_cap(self.rpm, other.rpm),
             also=sets[1:],
+            field_sets=tuple(dict.fromkeys((*self.field_sets, *other.field_sets))),
             matcher=matcher,
         )
 
@@ -229,6 +274,8 @@ class Settings:
     """The ``anthropic-allowed-org-ids`` value every request carries (canonical, comma-separated)."""
     revoked: tuple[str, ...] = ()
     """Fingerprints of revoked keys."""
+    strict: bool = False
+    """The top-level ``strict``: the default of every role that does not set its own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +290,8 @@ class Decision:
     max_tokens_requested: int | None = None
     max_tokens_effective: int | None = None
     message: str = ""
+    fields: FieldValues = ()
+    """The governed request-field values the request asked for (and ``unknown_fields``): the audit trail's."""
 
     def __bool__(self) -> bool:
         return self.allowed
@@ -250,6 +299,19 @@ class Decision:
     @property
     def clamped(self) -> bool:
         return self.reason == "clamped"
+
+    def with_fields(self, fields: FieldValues) -> Decision:
+        """This decision carrying ``fields`` (the request-field values it judged)."""
+        return Decision(
+            self.allowed,
+            self.reason,
+            self.role,
+            self.model,
+            self.max_tokens_requested,
+            self.max_tokens_effective,
+            self.message,
+            fields,
+        )
 
     def denied(self, reason: str, message: str) -> Decision:
         """This decision turned into a denial for ``reason`` (a rate limit, a revoked key...), keeping its facts."""
@@ -261,4 +323,5 @@ class Decision:
             self.max_tokens_requested,
             self.max_tokens_effective,
             message,
+            self.fields,
         )

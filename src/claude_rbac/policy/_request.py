@@ -2,9 +2,10 @@
 
 Pure functions over the request the anthropic SDK is about to send: which endpoint, every model it names
 (the request's own, each ``fallbacks`` entry, each advisor tool, in each request of a batch: see
-:mod:`._model_fields`), the decision for each, and the body with every ``max_tokens`` clamped where the
-policy says so. A malformed request is a denial with reason ``invalid_request`` like any other. Nothing
-here touches a counter, a span or the network.
+:mod:`._model_fields`), the decision for each, then every field that changes cost, reach or data residency
+(tools, MCP servers, tier, speed, geography, betas, workspace: see :mod:`._fields`), and the body with every
+``max_tokens`` clamped where the policy says so. A malformed request is a denial with reason
+``invalid_request`` like any other. Nothing here touches a counter, a span or the network.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from ..errors import InvalidRequest, message_for
-from ._model import Decision, Principal, Scope, min_cap
+from ._fields import FieldCheck, merge_fields
+from ._model import Decision, FieldValues, Principal, Scope, min_cap
 from ._model_fields import ModelField, model_fields
 from ._operations import BATCH_READS, batch_id_of, operation_of
 from ._policy import Policy
@@ -66,6 +68,7 @@ def estimate_input_tokens(body: Mapping[str, Any]) -> int:
 
 NOT_ASKED: Final[Any] = object()
 """A call that asks for no max_tokens (``count_tokens``): only its model is decided."""
+
 
 @dataclass(slots=True)
 class CallPlan:
@@ -121,6 +124,8 @@ class _Asking:
     principal: Principal | None
     scope: Scope
     enforce: bool
+    fields: FieldCheck | None = None
+    """The request-field question, for a principal whose role the policy has."""
 
     def decide(self, model: object, max_tokens: object = NOT_ASKED) -> Decision:
         """The decision for ``model`` (and ``max_tokens``: a ``None`` in a request is a value, and refused)."""
@@ -210,6 +215,10 @@ def _govern_item(
         if entry != field.owner:
             lists.setdefault(name, list(item[name]))[index] = entry
     changes.update(lists)
+    if asking.fields is not None:
+        decision = asking.fields.item(decision, item)
+        if not decision.allowed:
+            return _Item(decision, None, 0)
     if counting:
         return _Item(decision, None, 0)
     sent = most if asking.enforce else max(most, decision.max_tokens_requested or 0)
@@ -236,11 +245,13 @@ def plan_call(
     count_tokens: bool = True,
     enforce: bool = True,
     nonstreaming_limit: int | None = None,
+    headers: Mapping[str, object] | None = None,
 ) -> CallPlan:
     """Decide one SDK request. A malformed one is a denial with reason ``invalid_request``.
 
     ``nonstreaming_limit``: refuse (400) a non-streaming ``messages.create`` whose max_tokens, after the
     clamp, is above it: the SDK's own long-request rule, which the governed client applies after the clamp.
+    ``headers``: the request's own headers, where the SDK puts ``betas`` and ``workspace_id``.
     """
     operation = operation_of(method, url)
     if operation is None:
@@ -251,18 +262,27 @@ def plan_call(
         )
     if operation in BATCH_READS:
         return CallPlan(operation, policy.decide(principal), counts_rpm=False, batch_id=batch_id_of(url))
-    asking = _Asking(policy, principal, scope, enforce)
+    role = policy.role(_role_name(principal))
+    fields = FieldCheck(role, scope, policy.settings, operation) if role is not None else None
+    asking = _Asking(policy, principal, scope, enforce, fields)
     estimator = (estimate or estimate_input_tokens) if count_tokens else None
     try:
         if not isinstance(body, Mapping):
             raise InvalidRequest("the request body must be a JSON object.")
         if operation == "messages.count_tokens":
-            item = _govern_item(asking, body, None, None, counting=True)
-            return CallPlan(operation, item.decision)
-        if operation == "messages.create":
+            plan = CallPlan(operation, _govern_item(asking, body, None, None, counting=True).decision)
+        elif operation == "messages.create":
             item = _govern_item(asking, body, estimator, nonstreaming_limit)
-            return CallPlan(operation, item.decision, item.body, item.tokens)
-        return _plan_batch(asking, operation, body, estimator)
+            plan = CallPlan(operation, item.decision, item.body, item.tokens)
+        else:
+            plan = _plan_batch(asking, operation, body, estimator)
+        if fields is None or not plan.decision.allowed:
+            return plan
+        decision = fields.call(plan.decision, body, headers)
+        if not decision.allowed:
+            return CallPlan(operation, decision, requests=plan.requests)
+        plan.decision = decision
+        return plan
     except InvalidRequest as exc:
         invalid = Decision(False, "invalid_request", _role_name(principal), message=exc.message)
         return CallPlan(operation, invalid)
@@ -284,6 +304,7 @@ def _plan_batch(asking: _Asking, operation: str, body: Mapping[str, Any], estima
     changed = False
     total = 0
     first: Decision | None = None
+    fields: FieldValues = ()
     for request in requests:
         params = request.get("params") if isinstance(request, Mapping) else None
         if not isinstance(params, Mapping):
@@ -292,6 +313,7 @@ def _plan_batch(asking: _Asking, operation: str, body: Mapping[str, Any], estima
         if not item.decision.allowed:
             return CallPlan(operation, item.decision, requests=len(requests))
         first = first or item.decision
+        fields = merge_fields(fields, item.decision.fields) if item.decision.fields else fields
         total += item.tokens
         if item.body is not None:
             changed = True
@@ -300,4 +322,4 @@ def _plan_batch(asking: _Asking, operation: str, body: Mapping[str, Any], estima
             new_requests.append(request)
     assert first is not None
     new_body = {**body, "requests": new_requests} if changed else None
-    return CallPlan(operation, first, new_body, total, requests=len(requests))
+    return CallPlan(operation, first.with_fields(fields), new_body, total, requests=len(requests))

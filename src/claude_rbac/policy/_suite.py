@@ -7,6 +7,7 @@ policy = "rbac.toml"                    # optional: default, the suite's name wi
 name = "a user's max_tokens is clamped to its cap"
 role = "user"
 scope = { models = ["claude-haiku-*"], max_tokens = 1000 }    # optional: the route's requires_role(...)
+                                        # (also tools, mcp_servers, service_tiers, speeds, inference_geos, betas)
 request = { model = "claude-haiku-4-5", max_tokens = 4000 }    # the body the SDK would send
 expect = { decision = "allow", reason = "clamped", max_tokens = 512 }
 ```
@@ -26,6 +27,7 @@ from functools import cache
 from typing import Any, Final, Literal
 
 from ..errors import REASONS, PolicyError
+from ._grants import GRANT_KEYS
 from ._model import UNRESTRICTED, Decision, Principal, Scope
 from ._policy import Policy
 from ._probe import OPERATION_ENDPOINTS, probe
@@ -40,7 +42,7 @@ __all__ = ["Case", "Expectation", "Outcome", "Suite", "SuiteError", "read_suite"
 
 SUITE_KEYS: Final = frozenset({"version", "policy", "case"})
 CASE_KEYS: Final = frozenset({"name", "role", "operation", "scope", "request", "expect"})
-SCOPE_KEYS: Final = frozenset({"models", "max_tokens"})
+SCOPE_KEYS: Final = frozenset({"models", "max_tokens", *GRANT_KEYS})
 EXPECT_KEYS: Final = frozenset({"decision", "reason", "max_tokens"})
 DECISIONS: Final = ("allow", "deny")
 _CASE_HEADER = re.compile(r"^\s*\[\[\s*case\s*\]\]", re.M)
@@ -164,11 +166,12 @@ def _scope(value: object, problems: list[str]) -> Scope:
         return UNRESTRICTED
     problems.extend(_unknown(value, SCOPE_KEYS, "scope"))
     try:
-        return Scope.build(models=value.get("models"), max_tokens=value.get("max_tokens"))
+        fields = {key: value[key] for key in GRANT_KEYS if key in value}
+        return Scope.build(models=value.get("models"), max_tokens=value.get("max_tokens"), **fields)
     except PolicyError as exc:
         problems.extend(f"scope.{problem.field}: {problem.message}" for problem in exc.problems)
     except TypeError:
-        problems.append("scope.models: must be a pattern or a list of patterns")
+        problems.append("scope: models and the field grants must be a pattern or a list of patterns")
     return UNRESTRICTED
 
 

@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 ORG_IDS_HEADER: Final = "anthropic-allowed-org-ids"
+_WORKSPACE_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 AddProblem = Callable[..., None]
 
@@ -88,6 +89,8 @@ class Workspace:
     api_key: KeySource | None = None
     services: Mapping[str, KeySource] = field(default_factory=dict)
     base_url: str | None = None
+    id: str | None = None
+    """The Anthropic workspace id (``wrkspc_...``): the one ``workspace_id`` a request of this workspace may name."""
 
     def source_for(self, service: str | None) -> KeySource | None:
         if service is not None and service in self.services:
@@ -143,7 +146,7 @@ def _workspace(name: str, spec: object, add: AddProblem) -> Workspace | None:
         add("must be a table", field=base)
         return None
     for key in spec:
-        if key not in ("api_key", "services", "base_url"):
+        if key not in ("api_key", "services", "base_url", "id"):
             add(f"unknown key {redact(key)}", field=f"{base}.{key}")
     api_key = _key_source(spec["api_key"], f"{base}.api_key", add) if "api_key" in spec else None
     services: dict[str, KeySource] = {}
@@ -161,7 +164,11 @@ def _workspace(name: str, spec: object, add: AddProblem) -> Workspace | None:
     if base_url is not None and (not isinstance(base_url, str) or not re.match(r"https?://", base_url)):
         add("must be an http(s) URL", field=f"{base}.base_url")
         base_url = None
-    return Workspace(name, api_key, services, base_url)
+    workspace_id = spec.get("id")
+    if workspace_id is not None and (not isinstance(workspace_id, str) or not _WORKSPACE_ID.fullmatch(workspace_id)):
+        add("must be the workspace's id (letters, digits, _ and -), e.g. wrkspc_01AbC", field=f"{base}.id")
+        workspace_id = None
+    return Workspace(name, api_key, services, base_url, workspace_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,13 @@ from fastapi.testclient import TestClient
 
 from claude_rbac import RBAC, PolicyError, Principal, RBACError
 from claude_rbac.integrations.fastapi import ClaudeRBAC, rbac_exception_handler, requires_role
+from claude_rbac.policy import GRANT_KEYS
 from claude_rbac.testing import FakeClaude
 
 from .conftest import TOKENS, bearer, closing_lifespan, route_decisions, uvicorn_server
+
+SHARED = ["role", "models", "max_tokens", "rpm", "name", *GRANT_KEYS]
+"""``requires_role``'s keywords in every integration (tests/integrations/test_vocabulary.py)."""
 
 HAIKU, OPUS = "claude-haiku-4-5", "claude-opus-4-7"
 oauth2 = OAuth2PasswordBearer(tokenUrl="/token")
@@ -80,8 +84,7 @@ def test_claude_rbac_answers_denials_on_uvicorn(make_rbac: Any, fake_claude: Fak
 
 def test_claude_requires_role_has_the_shared_signature_and_checks_the_role_at_once(rbac: RBAC) -> None:
     claude = ClaudeRBAC(rbac=rbac, principal_loader=current_principal)
-    shared = ["role", "models", "max_tokens", "rpm", "name"]
-    assert list(inspect.signature(claude.requires_role).parameters) == shared
+    assert list(inspect.signature(claude.requires_role).parameters) == SHARED
     with pytest.raises(PolicyError, match="superuser"):
         claude.requires_role("superuser")
     with pytest.raises(TypeError, match="RBAC"):

@@ -85,15 +85,24 @@ def requires_role(
     max_tokens: int | None = None,
     rpm: int | None = None,
     name: str | None = None,
+    tools: Iterable[str] | str | None = None,
+    mcp_servers: Iterable[str] | str | None = None,
+    service_tiers: Iterable[str] | str | None = None,
+    speeds: Iterable[str] | str | None = None,
+    inference_geos: Iterable[str] | str | None = None,
+    betas: Iterable[str] | str | None = None,
 ) -> Callable[[View], View]:
     """Let the view run only for ``role`` or a role that inherits it; sync and async views alike.
 
-    ``models``, ``max_tokens`` and ``rpm`` narrow what the view's governed client may do (never widen);
+    ``models``, ``max_tokens``, ``rpm`` and the request-field grants (``tools``... ``betas``) narrow what the
+    view's governed client may do (never widen);
     ``name`` labels the route's own RPM bucket. Works on methods through
     ``django.utils.decorators.method_decorator``, ``dispatch`` of an async class-based view included;
     several guards on one request intersect.
     """
-    guard = Guard.declare(role, models=models, max_tokens=max_tokens, rpm=rpm, name=name)
+    guard = Guard.declare(
+        role, models, max_tokens, rpm, name, tools, mcp_servers, service_tiers, speeds, inference_geos, betas
+    )
 
     def decorator(view: View) -> View:
         if iscoroutinefunction(view):
