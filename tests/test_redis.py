@@ -60,7 +60,7 @@ class TestRoundTrips:
             assert rbac.flush()
             assert proxy.round_trips == 20
             evalsha = stats.info("commandstats")["cmdstat_evalsha"]["calls"]
-            assert evalsha == 60  # three buckets, three atomic scripts, one pipeline
+            assert evalsha == 20  # three buckets, one script call
             rbac.close()
         assert fake_claude.count() == 21
 
