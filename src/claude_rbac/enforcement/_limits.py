@@ -8,7 +8,6 @@ and let through; a storage that fails is denied (fail closed) unless ``on_storag
 from __future__ import annotations
 
 import logging
-import time
 from typing import Final
 
 from opentelemetry import trace
@@ -33,9 +32,8 @@ class Limiter:
     def __init__(self, enforcer: Enforcer, binding: Binding) -> None:
         self._enforcer = enforcer
         self._binding = binding
-        # Bucket keys depend on the generation (the role's limits), and on the UTC day only through
-        # calendar budgets: the memo is keyed by both and stays small.
-        self._memo: dict[tuple[int, bool, str], tuple[Bucket, ...]] = {}
+        # Buckets depend on the generation (the role's limits); their windows are read at each admission.
+        self._memo: dict[tuple[int, bool], tuple[Bucket, ...]] = {}
 
     # -- which buckets ------------------------------------------------------------------------------
 
@@ -46,12 +44,11 @@ class Limiter:
         if not plan.decision.allowed or role is None or principal is None:
             return ()
         counts_rpm = attempt.first and plan.counts_rpm
-        day = time.strftime("%Y-%m-%d", time.gmtime()) if role.budget or role.pool_budget else ""
-        memo_key = (attempt.generation.number, counts_rpm, day)
+        memo_key = (attempt.generation.number, counts_rpm)
         template = self._memo.get(memo_key)
         if template is None:
-            if len(self._memo) >= _MEMO_SIZE or any(key[2] != day for key in self._memo):
-                self._memo.clear()  # a new UTC day: new budget windows
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
             scope = self._binding.scope
             template = self._enforcer.quota.buckets(
                 role=role.name,
@@ -114,7 +111,9 @@ class Limiter:
         attributes = {**attempt.attributes, audit.STORAGE_ERROR: True}
         if not allow:
             attributes.update({audit.DECISION: "deny", audit.REASON: "backend_unavailable"})
-        Auditor.annotate(trace.get_current_span(), attributes)
+        span = trace.get_current_span()
+        Auditor.annotate(span, attributes)
+        span.record_exception(exc)  # its message names the cause, scrubbed of URIs, credentials and keys
         attempt.attributes = attributes
         if allow:
             log.warning("claude_rbac: limits storage failed (%s); allowing the call (on_storage_error='allow')", exc)
