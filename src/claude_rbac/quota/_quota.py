@@ -58,7 +58,7 @@ _SCRUBS = (
     (re.compile(r"\S+:\S*@\S+"), "<credentials>"),
     (re.compile(r"sk-ant-\S*"), "<api key>"),
     (re.compile(r"\S*\{[^}]*\}\S*"), "<key>"),
-    (re.compile(r"(?i)(password|passwd|pass|auth|secret|token)\S*(\s*[=:]\s*|\s+)\S+"), r"\1 <redacted>"),
+    (re.compile(r"(?i)\b(password|passwd|pwd|secret|token)\s*[=:]\s*\S+"), r"\1=<redacted>"),
 )
 
 
@@ -113,14 +113,16 @@ class Quota:
 
     # -- sync --------------------------------------------------------------------------------------
 
-    def _run(self, buckets: Sequence[Bucket], *, take: bool) -> Outcome:
+    def _run(self, buckets: Sequence[Bucket], *, take: bool, beyond: Sequence[Settlement] = ()) -> Outcome:
+        """One round trip on Redis, carrying whatever is queued (and ``beyond``: usage to record now)."""
         if self._memory is not None:
             return self._memory.run(buckets, take=take)
         queued = self._queue.take()
         try:
-            outcome = self._redis.run(buckets, take=take, settlements=queued)
+            outcome = self._redis.run(buckets, take=take, settlements=[*queued, *beyond])
         except Exception as exc:
             self._queue.done(queued, failed=True)
+            self._queue.put(beyond)  # kept, to ride the next round trip
             raise StorageFailure.of(exc) from None
         self._queue.done(queued)
         return outcome
@@ -143,11 +145,7 @@ class Quota:
             return
         beyond = self._queue_give_backs(reservation, used)
         if beyond:
-            try:
-                self._send(beyond)
-            except Exception as exc:
-                self._queue.put(beyond)  # kept, to ride the next round trip
-                raise StorageFailure.of(exc) from None
+            self._run((), take=False, beyond=beyond)
 
     def _queue_give_backs(self, reservation: Reservation, used: Used) -> list[Settlement]:
         owed = settlements_for(reservation, used, self._clock())
@@ -182,16 +180,17 @@ class Quota:
         backend = AsyncRedisBuckets(client, bridge.prefixed_key, self._clock)
         return Opened(backend, close, storage.check if is_cluster(client) else None)
 
-    async def _arun(self, buckets: Sequence[Bucket], *, take: bool) -> Outcome:
+    async def _arun(self, buckets: Sequence[Bucket], *, take: bool, beyond: Sequence[Settlement] = ()) -> Outcome:
         if self._memory is not None:
             return self._memory.run(buckets, take=take)
         queued: list[Settlement] = []
         try:
             backend = await self._loops.get()
             queued = self._queue.take()
-            outcome = cast(Outcome, await backend.run(buckets, take=take, settlements=queued))
+            outcome = cast(Outcome, await backend.run(buckets, take=take, settlements=[*queued, *beyond]))
         except Exception as exc:
             self._queue.done(queued, failed=True)
+            self._queue.put(beyond)
             raise StorageFailure.of(exc) from None
         self._queue.done(queued)
         return outcome
@@ -207,11 +206,7 @@ class Quota:
             return
         beyond = self._queue_give_backs(reservation, used)
         if beyond:
-            try:
-                await (await self._loops.get()).run((), take=False, settlements=beyond)
-            except Exception as exc:
-                self._queue.put(beyond)
-                raise StorageFailure.of(exc) from None
+            await self._arun((), take=False, beyond=beyond)
 
     async def aremaining(self, buckets: Sequence[Bucket]) -> list[tuple[Bucket, int, float]]:
         return _remaining(await self._arun(buckets, take=False))
