@@ -45,7 +45,7 @@ Outcome = tuple[float, list[Check], Verdict]
 
 
 class StorageFailure(Exception):
-    """The storage failed or timed out. The message names the cause, never a URI, password or key."""
+    """The storage failed or timed out. The message names the cause, never a URI, address, password or key."""
 
     @classmethod
     def of(cls, exc: BaseException) -> StorageFailure:
@@ -56,6 +56,8 @@ class StorageFailure(Exception):
 _SCRUBS = (
     (re.compile(r"[a-z][a-z0-9+.-]*://\S*", re.IGNORECASE), "<uri>"),
     (re.compile(r"\S+:\S*@\S+"), "<credentials>"),
+    (re.compile(r"\[?[\w.:-]+\]?:\d{1,5}\b"), "<address>"),
+    (re.compile(r"\(\s*'[^']*'\s*,\s*\d+\s*\)"), "<address>"),  # asyncio's ('host', port)
     (re.compile(r"sk-ant-\S*"), "<api key>"),
     (re.compile(r"\S*\{[^}]*\}\S*"), "<key>"),
     (re.compile(r"(?i)\b(password|passwd|pwd|secret|token)\s*[=:]\s*\S+"), r"\1=<redacted>"),
@@ -214,9 +216,9 @@ class Quota:
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Send what is queued, then disconnect the sync storage's connections (Redis pools)."""
+        """Send what is queued (and stop the flusher), then disconnect the sync storage's connections."""
         if self._memory is None:
-            self._queue.flush(2.0)
+            self._queue.close(2.0)
         for connection in connections_of(self.storage):
             connection.close()
 

@@ -10,7 +10,8 @@ thread woken per call. Nothing waits longer than ``max_age`` seconds (1 by defau
   first settlement and is never notified while calls flow: it looks at the queue once per ``max_age``
   (or when the oldest item comes due), and sleeps untimed after a whole period without a settlement,
   until the next one. So: about one wake-up per ``max_age`` however many calls, never a thread per call;
-* ``flush()``, ``close()`` and interpreter exit (``atexit``) send the rest.
+* ``flush()``, ``close()`` and interpreter exit (``atexit``) send the rest; ``close()`` also ends the
+  flusher, and so does a minute without settlements (the next one starts it again).
 
 Usage *beyond* a reservation is not queued: the caller sends it at once (one more round trip, only for the
 rare call whose usage exceeded the estimate), so that other workers see it on their next call. Hence what a
@@ -37,6 +38,8 @@ __all__ = ["MAX_AGE", "SettlementQueue"]
 log = logging.getLogger("claude_rbac")
 MAX_AGE = 1.0
 """Seconds a queued settlement may wait for a call to carry it before the flusher thread sends it."""
+IDLE_EXIT = 60.0
+"""Seconds the flusher waits with nothing queued before it ends (the next settlement starts one again)."""
 MAX_QUEUED = 100_000
 """Give-backs beyond this many are dropped (an outage): the reservations they would return stand."""
 
@@ -64,6 +67,7 @@ class SettlementQueue:
         """Settlements put so far: the flusher idles (and needs a notify) only after a period without one."""
         self._thread: threading.Thread | None = None
         self._idle = False
+        self._closed = False
 
     def _after_fork_in_child(self) -> None:
         self._reset()  # the parent sends what it queued; the child starts empty, without a thread
@@ -85,6 +89,7 @@ class SettlementQueue:
             else:
                 self._items.extend(owed for owed in items if owed.amount > 0)
             if self._thread is None:
+                self._closed = False
                 self._thread = threading.Thread(target=self._flusher, name="claude_rbac-settlements", daemon=True)
                 self._thread.start()
             elif self._idle:
@@ -141,15 +146,25 @@ class SettlementQueue:
                 self._landed.wait(left)
             return not self._items
 
+    def close(self, timeout: float = 5.0) -> bool:
+        """Send what is queued and stop the flusher (a later settlement starts it again)."""
+        sent = self.flush(timeout)
+        with self._lock:
+            self._closed = True
+            self._due.notify()
+        return sent
+
     def _flusher(self) -> None:
         seen = -1
         with self._lock:
-            while True:
+            while not self._closed:
                 if not self._items:
                     if self._puts == seen:  # a whole period without a settlement: sleep until the next one
                         self._idle = True
-                        self._due.wait()
+                        self._due.wait(IDLE_EXIT)
                         self._idle = False
+                        if not self._items and self._puts == seen:
+                            break  # idle that long: end; the next settlement starts a flusher again
                     else:  # traffic: calls carry the queue; look again in a period, without being notified
                         seen = self._puts
                         self._due.wait(self.max_age)
@@ -172,3 +187,5 @@ class SettlementQueue:
                     self.done(items)
                 finally:
                     self._lock.acquire()
+            if self._thread is threading.current_thread():
+                self._thread = None
