@@ -16,6 +16,7 @@ A ``NOSCRIPT`` reply (a restarted server, a failover) loads the script and retri
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
@@ -183,9 +184,25 @@ class AsyncRedisBuckets:
         self._prefixed = prefixed
         self._clock = clock
         self._split = is_cluster(client)
+        self._warming: asyncio.Lock | None = asyncio.Lock()
+        """Until the first call has connected: a burst on a new loop would otherwise open the whole pool at
+        once, while the loop is busy with the burst, and connections time out. Through this lock the first
+        call goes alone and the others follow one per loop turn, reusing what it opened."""
 
     async def run(
         self, buckets: Sequence[Bucket], *, take: bool, settlements: Sequence[Settlement] = ()
+    ) -> tuple[float, list[Check], Verdict]:
+        warming = self._warming
+        if warming is not None:
+            async with warming:
+                if self._warming is not None:
+                    outcome = await self._run(buckets, take=take, settlements=settlements)
+                    self._warming = None
+                    return outcome
+        return await self._run(buckets, take=take, settlements=settlements)
+
+    async def _run(
+        self, buckets: Sequence[Bucket], *, take: bool, settlements: Sequence[Settlement]
     ) -> tuple[float, list[Check], Verdict]:
         now = self._clock()
         checks = checks_for(buckets, now)
