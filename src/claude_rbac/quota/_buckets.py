@@ -22,6 +22,7 @@ id can close a brace.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import quote
@@ -63,7 +64,7 @@ class Bucket:
     def window(self, now: float) -> tuple[str, float]:
         """(the key of the window that counts at ``now``, when that window stops being read) for counters."""
         if self.period == "minute":
-            minute = int(now // MINUTE)
+            minute = minute_of(now)
             return f"{self.key}/{minute}", (minute + 2) * MINUTE  # read as current, then as previous
         window, ends = calendar_window(self.period, now)
         return f"{self.key}/{window}", ends
@@ -91,6 +92,11 @@ class Reservation:
 
     def reserved_in(self, unit: str) -> int:
         return max((held.amount for held in self.held if held.bucket.unit == unit), default=0)
+
+
+def minute_of(now: float) -> int:
+    """The minute ``now`` falls in, from whole milliseconds (as the sliding weight is computed)."""
+    return math.floor(now * 1000) // (MINUTE * 1000)
 
 
 _CALENDAR: dict[str, tuple[float, float, str]] = {}

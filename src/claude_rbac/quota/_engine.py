@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ._buckets import MINUTE, Bucket, Held, Reservation
+from ._buckets import MINUTE, Bucket, Held, Reservation, minute_of
 
 __all__ = ["Check", "Settlement", "State", "Verdict", "checks_for", "remaining", "retry_after", "settlements_for"]
 
@@ -102,10 +102,9 @@ def checks_for(buckets: Sequence[Bucket], now: float) -> list[Check]:
             continue
         key, ends = bucket.window(now)
         if bucket.strategy == "sliding":
-            now_ms = math.floor(now * 1000)
-            minute = now_ms // WIDTH_MS
+            minute = minute_of(now)
             previous = f"{bucket.key}/{minute - 1}"
-            checks.append(Check(bucket, key, previous, now_ms - minute * WIDTH_MS, ends))
+            checks.append(Check(bucket, key, previous, math.floor(now * 1000) - minute * WIDTH_MS, ends))
         else:
             checks.append(Check(bucket, key, ends=ends))
     return checks

@@ -19,6 +19,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from . import _forksafe as forksafe
+
 __all__ = ["PerLoop"]
 
 log = logging.getLogger("claude_rbac")
@@ -49,6 +51,10 @@ class PerLoop(Generic[T]):
         self._open = open_client
         self._lock = threading.Lock()
         self._entries: dict[asyncio.AbstractEventLoop, _Entry[T]] = {}
+        forksafe.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._entries = {}  # the parent's loops and connections are not the child's
 
     def __len__(self) -> int:
         return len(self._entries)

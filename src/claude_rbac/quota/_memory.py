@@ -17,7 +17,8 @@ from the event loop. The lock is taken around a fork and re-created in the child
 it held nor the counters half-updated.
 
 The class registers no URI scheme: ``memory://`` keeps meaning limits' storage for every other user of
-``limits`` in the process (Flask-Limiter...); build this one directly.
+``limits`` in the process (Flask-Limiter...); build this one directly. claude_rbac's quota takes a call's
+buckets all at once under the same lock, through the primitives at the end of the class (``locked()``).
 """
 
 from __future__ import annotations

@@ -53,8 +53,7 @@ class SettlementQueue:
         self._lock = threading.Lock()
         self._reset()
         forksafe.register(self)
-        ref = weakref.ref(self)
-        atexit.register(lambda: (queue := ref()) is not None and queue.flush(1.0))
+        self._at_exit = False
 
     def _reset(self) -> None:
         self._due = threading.Condition(self._lock)
@@ -88,6 +87,10 @@ class SettlementQueue:
                 self._items.extend(items)
             else:
                 self._items.extend(owed for owed in items if owed.amount > 0)
+            if not self._at_exit:  # registered with the first settlement: a memory quota never has one
+                self._at_exit = True
+                ref = weakref.ref(self)
+                atexit.register(lambda: (queue := ref()) is not None and queue.flush(1.0))
             if self._thread is None:
                 self._closed = False
                 self._thread = threading.Thread(target=self._flusher, name="claude_rbac-settlements", daemon=True)
