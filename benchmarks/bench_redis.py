@@ -6,6 +6,9 @@ Run: ``.venv/bin/python -m benchmarks.bench_redis`` (needs the Redis at 127.0.0.
 from __future__ import annotations
 
 import math
+import resource
+import threading
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -16,6 +19,7 @@ from tests.support.tcp_proxy import TcpProxy
 
 from benchmarks import harness
 from claude_rbac import RBAC, Principal
+from claude_rbac.quota import Quota
 
 KEY = "sk-ant-api03-benchmark-key-000000000000000000000000000000-BNCH"
 PROMPT = "Hello"
@@ -70,24 +74,62 @@ def _pings() -> harness.Callable[[int], None]:
 
 
 def round_trips(url_of_fake: str, calls: int = 200) -> list[tuple[str, float, float]]:
-    """(case, round trips per call on the request path, evalsha per call) through a counting proxy."""
+    """(case, round trips per call, scripts per call) through a counting proxy, settlements included.
+
+    With the exact estimate nothing is settled; with the default (high) one every call gives tokens back,
+    and the give-backs ride the next call's script.
+    """
     rows = []
+    cases = (
+        ("RPM", RPM, exact),
+        ("RPM+TPM+budget", RPM_TPM_BUDGET, exact),
+        ("RPM+TPM+budget, each call settling", RPM_TPM_BUDGET, None),
+    )
     with RedisServer() as server, TcpProxy("127.0.0.1", server.port) as proxy:
-        for name, role in (("RPM", RPM), ("RPM+TPM+budget", RPM_TPM_BUDGET)):
+        for name, role, estimator in cases:
             rbac = RBAC(
-                {"roles": {"user": role}}, storage=proxy.url(), api_key=KEY, base_url=url_of_fake, token_estimator=exact
+                {"roles": {"user": role}},
+                storage=proxy.url(),
+                api_key=KEY,
+                base_url=url_of_fake,
+                token_estimator=estimator,
             )
             client = rbac.client(Principal("alice", "user"))
             client.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=MESSAGES)
+            rbac.flush()
             stats = redis.Redis.from_url(server.url)
             stats.config_resetstat()
             proxy.reset()
             for _ in range(calls):
                 client.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=MESSAGES)
-            rbac.flush()
+            trips = proxy.round_trips  # the last call's give-backs still wait for a next call
             evalsha = stats.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
-            rows.append((name, proxy.round_trips / calls, evalsha / calls))
+            rows.append((name, trips / calls, evalsha / calls))
             rbac.close()
+    return rows
+
+
+def cpu_per_call(cycles: int = 2000) -> list[tuple[str, float, float, float]]:
+    """(storage, CPU µs, context switches, threads started) per admission + settlement of RPM, TPM and a budget.
+
+    CPU is this process's (the client side); every cycle gives tokens back.
+    """
+    rows = []
+    for name, uri in (("memory", "memory://"), ("Redis", REDIS)):
+        quota = Quota(uri, key_prefix=f"bench-{uuid.uuid4().hex[:8]}")
+        buckets = quota.buckets(role="user", principal_id="alice", rpm=10**9, tpm=10**12, budget_day=10**12, tokens=500)
+        for _ in range(200):
+            quota.settle(quota.acquire(buckets), 100)
+        quota.flush()
+        threads = {thread.ident for thread in threading.enumerate()}
+        before, cpu = resource.getrusage(resource.RUSAGE_SELF), time.process_time()
+        for _ in range(cycles):
+            quota.settle(quota.acquire(buckets), 100)
+        cpu, after = time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF)
+        started = len({thread.ident for thread in threading.enumerate()} - threads)
+        switches = after.ru_nvcsw - before.ru_nvcsw + after.ru_nivcsw - before.ru_nivcsw
+        rows.append((name, cpu / cycles * 1e6, switches / cycles, started / cycles))
+        quota.close()
     return rows
 
 
@@ -100,6 +142,10 @@ def main() -> str:
         lines = ["| buckets per call | Redis round trips per call | Lua scripts per call |", "| --- | ---: | ---: |"]
         lines += [f"| {name} | {trips:.2f} | {scripts:.2f} |" for name, trips, scripts in round_trips(url)]
     out += ["### Redis round trips per governed call (200 calls through a counting TCP proxy)", "\n".join(lines)]
+    lines = ["| storage | CPU µs per call | context switches per call | threads started per call |"]
+    lines += ["| --- | ---: | ---: | ---: |"]
+    lines += [f"| {name} | {cpu:.1f} | {cs:.2f} | {th:.3f} |" for name, cpu, cs, th in cpu_per_call()]
+    out += ["### The quota's own cost per call (admission + settlement, RPM+TPM+budget)", "\n".join(lines)]
     return "\n\n".join(out)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -60,7 +61,7 @@ class TestRoundTrips:
             assert rbac.flush()
             assert proxy.round_trips == 20
             evalsha = stats.info("commandstats")["cmdstat_evalsha"]["calls"]
-            assert evalsha == 60  # three buckets, three atomic scripts, one pipeline
+            assert evalsha == 20  # three buckets, one script call
             rbac.close()
         assert fake_claude.count() == 21
 
@@ -86,22 +87,58 @@ class TestRoundTrips:
 
             assert asyncio.run(main()) == 10
 
-    def test_settlement_runs_off_the_request_path_in_batches(self, server: RedisServer, key_prefix: str) -> None:
+    def test_settlements_ride_the_next_round_trip_and_no_thread_starts(
+        self, server: RedisServer, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The default estimate is high on purpose, so every call gives tokens back to its TPM and budget
+        # buckets: each give-back waits in the queue and rides the next call's one script call.
+        started: list[str] = []
+        start = threading.Thread.start
+
+        def counting_start(thread: threading.Thread) -> None:
+            started.append(thread.name)
+            start(thread)
+
         with FakeClaude() as fake, TcpProxy("127.0.0.1", server.port) as proxy:
             rbac = RBAC({"roles": {"user": ROLE}}, storage=proxy.url(), api_key=KEY, base_url=fake.url)
-            for _ in range(2):  # both connections (request path and settler) are open before counting
-                call(rbac)
-                rbac.flush()
+            call(rbac)  # connects, loads the script, starts the process's one settlement flusher
+            monkeypatch.setattr(threading.Thread, "start", counting_start)
+            threads = threading.active_count()
             proxy.reset()
-            connections = proxy.connections
-            for _ in range(20):
+            for _ in range(200):
                 call(rbac)
+            assert proxy.round_trips == 200
+            assert started == []
+            assert threading.active_count() == threads
             assert rbac.flush()
-            # 20 admissions, plus settlements batched into at most 20 pipelines (and the handshake of a
-            # connection the pool may open meanwhile: HELLO and CLIENT SETINFO). The proxy sees TCP
-            # segments, so a pipeline split across two segments can count twice: a little slack.
-            handshakes = 3 * (proxy.connections - connections)
-            assert 21 <= proxy.round_trips <= 40 + handshakes + 4
+            assert proxy.round_trips == 201  # the last call's give-backs
+            rbac.close()
+
+    def test_async_settlements_ride_the_next_round_trip(
+        self, server: RedisServer, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        started: list[str] = []
+        start = threading.Thread.start
+
+        def counting_start(thread: threading.Thread) -> None:
+            started.append(thread.name)
+            start(thread)
+
+        with FakeClaude() as fake, TcpProxy("127.0.0.1", server.port) as proxy:
+            rbac = RBAC({"roles": {"user": ROLE}}, storage=proxy.url(), api_key=KEY, base_url=fake.url)
+
+            async def main() -> tuple[int, list[str]]:
+                client = rbac.async_client(ALICE)
+                await client.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=MESSAGES)
+                proxy.reset()
+                monkeypatch.setattr(threading.Thread, "start", counting_start)
+                for _ in range(50):
+                    await client.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=MESSAGES)
+                trips, starts = proxy.round_trips, list(started)
+                await rbac.aclose()
+                return trips, starts
+
+            assert asyncio.run(main()) == (50, [])
             rbac.close()
 
     def test_the_script_cache_flushed_by_a_restart_is_reloaded(

@@ -7,8 +7,10 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from claude_rbac import RBAC, Principal, RateLimited
+from claude_rbac.quota import Quota
 from claude_rbac.testing import FakeClaude
 from tests.support.redis import RedisCluster, RedisSentinel
 
@@ -24,9 +26,14 @@ pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="ne
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
+def running_cluster() -> Iterator[RedisCluster]:
     with RedisCluster() as running:
-        yield running.url
+        yield running
+
+
+@pytest.fixture
+def cluster(running_cluster: RedisCluster) -> str:
+    return running_cluster.url
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +80,41 @@ def test_async_derived_uri(topology: str, fake_claude: FakeClaude, key_prefix: s
     outcomes = asyncio.run(main())
     assert outcomes.count("ok") == 3
     assert fake_claude.count() == 3
+
+
+def test_a_refusal_by_one_hash_tag_takes_nothing_from_another(topology: str, key_prefix: str) -> None:
+    # The principal's rpm and the role pool's tpm live under two hash tags: on a cluster, two script calls.
+    quota = Quota(topology, key_prefix=key_prefix)
+    buckets = quota.buckets(role="user", principal_id="carol", rpm=2, pool_tpm=100, tokens=80)
+    quota.acquire(buckets)
+    with pytest.raises(RateLimited):
+        quota.acquire(buckets)  # the rpm admits, the pool refuses: the rpm entry is given back
+    # so the rpm of 2 still has room for one call (it would not, had the refused call kept its entry)
+    quota.acquire(quota.buckets(role="user", principal_id="carol", rpm=2, pool_tpm=100, tokens=10))
+    with pytest.raises(RateLimited) as refused:
+        quota.acquire(quota.buckets(role="user", principal_id="carol", rpm=2, tokens=0))
+    assert "tokens" not in refused.value.message  # now the rpm is what refuses
+    quota.close()
+
+
+def test_a_cluster_call_is_one_script_call_per_hash_tag(running_cluster: RedisCluster, key_prefix: str) -> None:
+    nodes = [redis.Redis(port=node.port) for node in running_cluster.nodes]
+
+    def script_calls() -> int:
+        return sum(node.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0) for node in nodes)
+
+    quota = Quota(running_cluster.url, key_prefix=key_prefix)
+    own = quota.buckets(role="user", principal_id="dan", rpm=100, tpm=10_000, budget_day=10**6, tokens=10)
+    pooled = quota.buckets(role="user", principal_id="dan", rpm=100, tpm=10_000, pool_tpm=10**6, tokens=10)
+    quota.acquire(own)  # loads the script on every node
+    before = script_calls()
+    for _ in range(10):
+        quota.acquire(own)
+    assert script_calls() - before == 10  # rpm, tpm and budget share the principal's tag: one call
+    before = script_calls()
+    for _ in range(10):
+        quota.acquire(pooled)
+    assert script_calls() - before == 20  # and the pool's tag is a second
+    quota.close()
+    for node in nodes:
+        node.close()

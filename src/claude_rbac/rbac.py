@@ -374,6 +374,6 @@ class RBAC:
 
 def _as_limits(rows: Iterable[tuple[Bucket, int, float]]) -> list[dict[str, Any]]:
     return [
-        {"kind": bucket.kind, "limit": bucket.item.amount, "remaining": remaining, "reset": reset}
+        {"kind": bucket.kind, "limit": bucket.limit, "remaining": remaining, "reset": reset}
         for bucket, remaining, reset in rows
     ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from typing import Final
 
 from opentelemetry import trace
@@ -40,9 +39,9 @@ class Limiter:
     def __init__(self, enforcer: Enforcer, binding: Binding) -> None:
         self._enforcer = enforcer
         self._binding = binding
-        # Bucket keys depend on the generation (the role's limits), and on the UTC day only through
-        # calendar budgets: the memo is keyed by both and stays small.
-        self._memo: dict[tuple[int, bool, str, bool], tuple[Bucket, ...]] = {}
+        # Buckets depend on the generation (the role's limits) and the operation's kind; their windows are
+        # read at each admission.
+        self._memo: dict[tuple[int, bool, bool], tuple[Bucket, ...]] = {}
 
     # -- which buckets ------------------------------------------------------------------------------
 
@@ -54,12 +53,11 @@ class Limiter:
             return ()
         counts_rpm = attempt.first and plan.counts_rpm
         counting = plan.operation == "messages.count_tokens"
-        day = time.strftime("%Y-%m-%d", time.gmtime()) if role.budget or role.pool_budget else ""
-        memo_key = (attempt.generation.number, counts_rpm, day, counting)
+        memo_key = (attempt.generation.number, counts_rpm, counting)
         template = self._memo.get(memo_key)
         if template is None:
-            if len(self._memo) >= _MEMO_SIZE or any(key[2] != day for key in self._memo):
-                self._memo.clear()  # a new UTC day: new budget windows
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
             scope = self._binding.scope
             template = self._enforcer.quota.buckets(
                 role=role.name,
@@ -128,7 +126,9 @@ class Limiter:
         attributes = {**attempt.attributes, audit.STORAGE_ERROR: True}
         if not allow:
             attributes.update({audit.DECISION: "deny", audit.REASON: "backend_unavailable"})
-        Auditor.annotate(trace.get_current_span(), attributes)
+        span = trace.get_current_span()
+        Auditor.annotate(span, attributes)
+        span.record_exception(exc)  # its message names the cause, scrubbed of URIs, credentials and keys
         attempt.attributes = attributes
         if allow:
             log.warning("claude_rbac: limits storage failed (%s); allowing the call (on_storage_error='allow')", exc)
@@ -158,7 +158,8 @@ class Limiter:
 
 
 def _counting(bucket: Bucket) -> Bucket:
-    return dataclasses.replace(bucket, identifiers=(*bucket.identifiers, "count_tokens"))
+    """The same request limit, counted apart for ``count_tokens`` (its key keeps the bucket's hash tag)."""
+    return dataclasses.replace(bucket, key=f"{bucket.key}/count_tokens")
 
 
 def _used(reservation: Reservation, usage: Usage) -> int:

@@ -1,90 +1,125 @@
-"""The buckets a governed call must fit in: which counter, which strategy, how much, what the call costs.
+"""The buckets a governed call must fit in: which counter, how it counts, its limit and unit, what the call costs.
 
-Which strategy, and why:
+How each strategy counts (the same on memory and on Redis; ``_engine.py`` holds the rules):
 
-* **RPM: moving window.** Exact: never more than N calls in any 60 seconds, on memory and on Redis
-  (an atomic Lua script there), so 100 threads against rpm=5 let exactly 5 through.
-* **TPM: sliding window counter.** A moving window stores one entry per unit, which is fine for 60
-  requests and absurd for 100,000 tokens; the sliding counter keeps two integers per bucket.
-* **Budgets: fixed windows on the UTC calendar** (the day, the month), so a budget resets at midnight
-  and a settlement always lands in the window it was charged to.
+* **moving** (RPM): exact. The times of the units admitted in the last 60 seconds; a call fits when they
+  and its cost are at most the limit, so 100 threads against rpm=5 let exactly 5 through.
+* **sliding** (TPM): a sliding counter over explicit minute windows ``<key>/<minute>``: the weighted
+  count is ``previous x (1 - elapsed/60) + current``. Two integers per bucket, where a moving window
+  would keep an entry per token; and since each window is named, a settlement lands in the one it means.
+* **calendar** (budgets): fixed windows on the UTC calendar ``<key>/<2025-01-31>`` or ``<key>/<2025-01>``,
+  reset at midnight UTC (on the first of the month).
+
+A bucket counts one *unit*: ``requests`` (RPM), ``tokens`` (TPM, budgets) and, next, integer micro-dollars
+(spend): the engine never reads a bucket's kind or unit, so spend windows per principal, role pool or
+workspace are more buckets, and a :class:`Reservation` holds what it took from each bucket.
+
+Keys start with a Redis Cluster hash tag, ``{<prefix>/principal/<role>/<id>}`` or ``{<prefix>/pool/<role>}``:
+one script call per tag there. Every id is escaped, so ``a/b`` + ``c`` never meets ``a`` + ``b/c`` and no
+id can close a brace.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import time
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import quote
 
-from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute
+__all__ = ["Bucket", "BucketKind", "Held", "Period", "Reservation", "Strategy", "plan_buckets"]
 
-__all__ = ["Bucket", "BucketKind", "Reservation", "Strategy", "plan_buckets"]
-
-Strategy = Literal["moving", "sliding", "fixed"]
-BucketKind = Literal["rpm", "tpm", "budget"]
+Strategy = Literal["moving", "sliding", "calendar"]
+BucketKind = str
+"""What a refusal says: ``rpm``, ``tpm``, ``budget`` (and ``spend`` next); the engine never reads it."""
+Period = Literal["minute", "day", "month"]
+MINUTE = 60
 
 
 def _escape(value: str) -> str:
-    # limits joins identifiers with "/"; escape so "a/b" + "c" never collides with "a" + "b/c".
     return quote(value, safe="")
 
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
-    """One limit one call must fit in: which counter, how much it allows, what the call costs."""
+    """One limit a call must fit in: its counter, how it counts, how much it allows, what the call costs."""
 
     kind: BucketKind
     strategy: Strategy
-    item: RateLimitItem
-    identifiers: tuple[str, ...]
+    key: str
+    """The counter's name without its window, starting with its hash tag (``{...}``)."""
+    limit: int
     cost: int
-    resets_at: float | None = None
-    """For calendar budgets: when the window ends (epoch seconds)."""
+    unit: str = "tokens"
+    period: Period = "minute"
+
+    @property
+    def group(self) -> str:
+        """The hash tag: buckets of one group live on one Redis Cluster slot, so one script can take them."""
+        return self.key[: self.key.index("}") + 1]
 
     def with_cost(self, cost: int) -> Bucket:
-        return Bucket(self.kind, self.strategy, self.item, self.identifiers, cost, self.resets_at)
+        return replace(self, cost=cost)
+
+    def window(self, now: float) -> tuple[str, float]:
+        """(the key of the window that counts at ``now``, when that window stops being read) for counters."""
+        if self.period == "minute":
+            minute = minute_of(now)
+            return f"{self.key}/{minute}", (minute + 2) * MINUTE  # read as current, then as previous
+        window, ends = calendar_window(self.period, now)
+        return f"{self.key}/{window}", ends
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What an admitted call took from one counter bucket: the window charged and how much."""
+
+    bucket: Bucket
+    key: str
+    amount: int
 
 
 @dataclass(slots=True)
 class Reservation:
-    """What one admitted call holds, so its token buckets can be settled against real usage."""
+    """What one admitted call holds in its counter buckets, to be settled against what it really used."""
 
-    buckets: tuple[Bucket, ...]
-    reserved: int
+    held: tuple[Held, ...]
 
     @property
-    def token_buckets(self) -> tuple[Bucket, ...]:
-        return tuple(bucket for bucket in self.buckets if bucket.kind != "rpm")
+    def reserved(self) -> int:
+        """The tokens reserved (every token bucket of a call reserves the same amount)."""
+        return self.reserved_in("tokens")
+
+    def reserved_in(self, unit: str) -> int:
+        return max((held.amount for held in self.held if held.bucket.unit == unit), default=0)
 
 
-_ITEM_CACHE: dict[tuple[str, int], RateLimitItem] = {}
+def minute_of(now: float) -> int:
+    """The minute ``now`` falls in, from whole milliseconds (as the sliding weight is computed)."""
+    return math.floor(now * 1000) // (MINUTE * 1000)
 
 
-def _item(kind: str, amount: int) -> RateLimitItem:
-    key = (kind, amount)
-    item = _ITEM_CACHE.get(key)
-    if item is None:
-        if kind == "day":
-            item = RateLimitItemPerDay(amount)
-        elif kind == "month":
-            item = RateLimitItemPerDay(amount, 32)
-        else:
-            item = RateLimitItemPerMinute(amount)
-        _ITEM_CACHE[key] = item
-    return item
+_CALENDAR: dict[str, tuple[float, float, str]] = {}
+"""The last window seen per period: (start, end, id), so most calls skip the datetime arithmetic."""
 
 
-def _calendar(period: Literal["day", "month"], now: float) -> tuple[str, float]:
-    """The UTC window id and when it ends."""
+def calendar_window(period: Period, now: float) -> tuple[str, float]:
+    """The UTC window id (``2025-01-31`` or ``2025-01``) and when it ends (epoch seconds)."""
+    cached = _CALENDAR.get(period)
+    if cached is not None and cached[0] <= now < cached[1]:
+        return cached[2], cached[1]
     today = dt.datetime.fromtimestamp(now, dt.timezone.utc).date()
     if period == "day":
-        end = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
-        return today.isoformat(), end.timestamp()
-    first_next = (today.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    end = dt.datetime.combine(first_next, dt.time(), dt.timezone.utc)
-    return today.strftime("%Y-%m"), end.timestamp()
+        start = dt.datetime.combine(today, dt.time(), dt.timezone.utc)
+        end = start + dt.timedelta(days=1)
+        window = today.isoformat()
+    else:
+        first = today.replace(day=1)
+        start = dt.datetime.combine(first, dt.time(), dt.timezone.utc)
+        end = dt.datetime.combine((first + dt.timedelta(days=32)).replace(day=1), dt.time(), dt.timezone.utc)
+        window = today.strftime("%Y-%m")
+    _CALENDAR[period] = (start.timestamp(), end.timestamp(), window)
+    return window, end.timestamp()
 
 
 def plan_buckets(
@@ -102,35 +137,28 @@ def plan_buckets(
     pool_budget_day: int | None = None,
     pool_budget_month: int | None = None,
     tokens: int = 0,
-    now: float | None = None,
 ) -> tuple[Bucket, ...]:
-    """The buckets one call must fit in, in the order they are hit."""
-    prefix = _escape(prefix)
-    who = (_escape(role), _escape(principal_id))
+    """The buckets one call must fit in, in the order they are checked (a refusal names the first that is full)."""
+    own = f"{{{_escape(prefix)}/principal/{_escape(role)}/{_escape(principal_id)}}}"
+    pool = f"{{{_escape(prefix)}/pool/{_escape(role)}}}"
     plan: list[Bucket] = []
     if rpm is not None:
-        plan.append(Bucket("rpm", "moving", _item("minute", rpm), (prefix, "rpm", *who), 1))
+        plan.append(Bucket("rpm", "moving", f"{own}/rpm", rpm, 1, "requests"))
     if scope_rpm is not None:
-        route_ids = (prefix, "rpm", *who, "route", _escape(scope_name))
-        plan.append(Bucket("rpm", "moving", _item("minute", scope_rpm), route_ids, 1))
+        plan.append(Bucket("rpm", "moving", f"{own}/rpm/route/{_escape(scope_name)}", scope_rpm, 1, "requests"))
     if tokens <= 0:
         return tuple(plan)
     if tpm is not None:
-        plan.append(Bucket("tpm", "sliding", _item("minute", tpm), (prefix, "tpm", *who), tokens))
+        plan.append(Bucket("tpm", "sliding", f"{own}/tpm", tpm, tokens))
     if pool_tpm is not None:
-        plan.append(Bucket("tpm", "sliding", _item("minute", pool_tpm), (prefix, "pool-tpm", who[0]), tokens))
-    clock = time.time() if now is None else now
-    for period, amount, pool_amount in (
+        plan.append(Bucket("tpm", "sliding", f"{pool}/tpm", pool_tpm, tokens))
+    calendars: tuple[tuple[Period, int | None, int | None], ...] = (
         ("day", budget_day, pool_budget_day),
         ("month", budget_month, pool_budget_month),
-    ):
-        if amount is None and pool_amount is None:
-            continue
-        window, ends = _calendar(period, clock)  # type: ignore[arg-type]
+    )
+    for period, amount, pool_amount in calendars:
         if amount is not None:
-            own = (prefix, "budget", period, window, *who)
-            plan.append(Bucket("budget", "fixed", _item(period, amount), own, tokens, ends))
+            plan.append(Bucket("budget", "calendar", f"{own}/budget/{period}", amount, tokens, period=period))
         if pool_amount is not None:
-            pool = (prefix, "pool-budget", period, window, who[0])
-            plan.append(Bucket("budget", "fixed", _item(period, pool_amount), pool, tokens, ends))
+            plan.append(Bucket("budget", "calendar", f"{pool}/budget/{period}", pool_amount, tokens, period=period))
     return tuple(plan)

@@ -17,24 +17,26 @@ from the event loop. The lock is taken around a fork and re-created in the child
 it held nor the counters half-updated.
 
 The class registers no URI scheme: ``memory://`` keeps meaning limits' storage for every other user of
-``limits`` in the process (Flask-Limiter...); build this one directly.
+``limits`` in the process (Flask-Limiter...); build this one directly. claude_rbac's quota takes a call's
+buckets all at once under the same lock, through the primitives at the end of the class (``locked()``).
 """
 
 from __future__ import annotations
 
 import heapq
-import os
 import threading
 import time
-import weakref
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import repeat
 from math import floor, inf
 from typing import Any
 
 from limits.storage.base import MovingWindowSupport, SlidingWindowCounterSupport, Storage, TimestampedSlidingWindow
+
+from . import _forksafe as forksafe
 
 __all__ = ["LazyMemoryStorage"]
 
@@ -105,7 +107,7 @@ class LazyMemoryStorage(Storage, MovingWindowSupport, SlidingWindowCounterSuppor
         self._next_sweep = -inf
         self._freed = [0, 0]
         """Keys freed from the counters and from the windows since each table was last rebuilt."""
-        _LIVE.add(self)
+        forksafe.register(self)
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -116,7 +118,7 @@ class LazyMemoryStorage(Storage, MovingWindowSupport, SlidingWindowCounterSuppor
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
-        _LIVE.add(self)
+        forksafe.register(self)
 
     def __len__(self) -> int:
         with self._lock:
@@ -256,22 +258,9 @@ class LazyMemoryStorage(Storage, MovingWindowSupport, SlidingWindowCounterSuppor
             return False
         with self._lock:
             now = self._tick()
-            window = self._windows.get(key)
-            if window is None:
-                if amount <= 0:
-                    return True
-                window = self._windows[key] = _Window(expiry, now)
-                heapq.heappush(self._queue, (window.queued, True, key))
-            times, start = window.times, now - expiry
-            if times and times[0] < start:
-                del times[: bisect_left(times, start)]
-            if len(times) + amount > limit:
+            if len(self.entries(key, expiry, now)) + amount > limit:
                 return False
-            window.expiry = expiry
-            if amount == 1:
-                times.append(now)
-            elif amount > 1:
-                times.extend(repeat(now, amount))
+            self.push(key, expiry, amount, now)
             return True
 
     def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
@@ -327,32 +316,46 @@ class LazyMemoryStorage(Storage, MovingWindowSupport, SlidingWindowCounterSuppor
                 self._counters.pop(window_key, None)
                 self._windows.pop(window_key, None)
 
+    # -- primitives for claude_rbac.quota's buckets: call them inside ``locked()`` ----------------------
 
-# -- fork safety -----------------------------------------------------------------------------------------
+    @contextmanager
+    def locked(self) -> Iterator[float]:
+        """Hold the storage across several steps (one call's buckets); yields the time now."""
+        with self._lock:
+            yield self._tick()
 
-_LIVE: weakref.WeakSet[LazyMemoryStorage] = weakref.WeakSet()
-_HELD_ACROSS_FORK: list[LazyMemoryStorage] = []
+    def count(self, key: str, now: float) -> int:
+        counter = self._live_counter(key, now)
+        return 0 if counter is None else counter.count
 
+    def add(self, key: str, amount: int, ends: float, now: float) -> None:
+        """Add ``amount`` (> 0) to a named window's counter, which expires at ``ends``."""
+        self._incr(key, ends - now, amount, now)
 
-def _before_fork() -> None:
-    # Each call holds one storage's lock and waits for nothing else, so taking them all cannot deadlock.
-    held = list(_LIVE)
-    for storage in held:
-        storage._lock.acquire()
-    _HELD_ACROSS_FORK[:] = held
+    def give_back(self, key: str, amount: int, now: float) -> None:
+        """Take ``amount`` from a counter that is still held, never below 0."""
+        self._decr(key, amount, now)
 
+    def entries(self, key: str, expiry: float, now: float) -> Sequence[float]:
+        """The times of a moving window's entries of the last ``expiry`` seconds, oldest first."""
+        window = self._windows.get(key)
+        if window is None:
+            return ()
+        times, start = window.times, now - expiry
+        if times and times[0] < start:
+            del times[: bisect_left(times, start)]
+        return times
 
-def _after_fork_in_parent() -> None:
-    for storage in _HELD_ACROSS_FORK:
-        storage._lock.release()
-    _HELD_ACROSS_FORK.clear()
-
-
-def _after_fork_in_child() -> None:
-    for storage in _HELD_ACROSS_FORK:
-        storage._lock = threading.Lock()
-    _HELD_ACROSS_FORK.clear()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
+    def push(self, key: str, expiry: float, amount: int, now: float) -> None:
+        """Add ``amount`` entries at ``now`` to a moving window (after :meth:`entries` trimmed it)."""
+        window = self._windows.get(key)
+        if window is None:
+            if amount <= 0:
+                return
+            window = self._windows[key] = _Window(expiry, now)
+            heapq.heappush(self._queue, (window.queued, True, key))
+        window.expiry = expiry
+        if amount == 1:
+            window.times.append(now)
+        elif amount > 1:
+            window.times.extend(repeat(now, amount))

@@ -1,29 +1,31 @@
-"""Requests per minute, tokens per minute and token budgets, on the ``limits`` package.
+"""Requests per minute, tokens per minute and budgets: one admission per call, settled from real usage after it.
 
-Nothing here writes a storage itself: buckets are ``limits`` items hit through its strategies (or, on a
-single Redis node, the same scripts sent in one pipeline). A storage failure surfaces as
-:class:`StorageFailure`; the caller decides (fail closed by default).
+What a call costs (see ``_buckets.py`` for the strategies, ``_engine.py`` for the rules):
+
+* ``memory://``: one lock, no thread, no queue; a settlement is applied inline.
+* Redis: **one round trip** per admission, one ``EVALSHA`` of our script that also carries the settlements
+  queued in this process (``_settlements.py``: a give-back waits at most ``settle_within`` seconds, 1 by
+  default). A call whose usage exceeded its reservation pays one more round trip, at once, to record the
+  excess. A cluster: one call per hash tag (``_redis.py``). The async client holds one connection pool per
+  running event loop (``_loops.py``).
+
+A storage failure surfaces as :class:`StorageFailure`, whose message names the cause (scrubbed of URIs,
+credentials and keys); the caller decides (fail closed by default).
 """
 
 from __future__ import annotations
 
-import asyncio
+import re
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
-
-from limits.aio import strategies as aio_strategies
-from limits.aio.storage import Storage as AsyncStorage
-from limits.strategies import (
-    FixedWindowRateLimiter,
-    MovingWindowRateLimiter,
-    RateLimiter,
-    SlidingWindowCounterRateLimiter,
-)
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 from ..errors import RateLimited, message_for
-from ._buckets import Bucket, Reservation, Strategy, plan_buckets
-from ._settler import Settler
+from ._buckets import Bucket, Reservation, plan_buckets
+from ._engine import Check, Settlement, Verdict, remaining, reservation_of, retry_after, settlements_for
+from ._local import MemoryBuckets
+from ._loops import Opened, PerLoop
+from ._settlements import MAX_AGE, SettlementQueue
 from ._storage import (
     async_storage_uri,
     build_storage,
@@ -34,21 +36,45 @@ from ._storage import (
     with_blocking_pool,
 )
 
-if TYPE_CHECKING:
-    from ._redis import AsyncRedisRoundTrip, RedisRoundTrip
+__all__ = ["Quota", "StorageFailure", "Used"]
 
-__all__ = ["Quota", "StorageFailure"]
+Clock = Callable[[], float]
+Used = int | Mapping[str, int]
+"""What a call used: tokens, or an amount per unit (a unit left out keeps its reservation)."""
+Outcome = tuple[float, list[Check], Verdict]
 
 
 class StorageFailure(Exception):
-    """The limits storage failed or timed out. Carries no detail that could leak a URI or password."""
+    """The storage failed or timed out. The message names the cause, never a URI, address, password or key."""
+
+    @classmethod
+    def of(cls, exc: BaseException) -> StorageFailure:
+        detail = _scrub(str(exc))
+        return cls(f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__)
+
+
+_SCRUBS = (
+    (re.compile(r"[a-z][a-z0-9+.-]*://\S*", re.IGNORECASE), "<uri>"),
+    (re.compile(r"\S+:\S*@\S+"), "<credentials>"),
+    (re.compile(r"\[?[\w.:-]+\]?:\d{1,5}\b"), "<address>"),
+    (re.compile(r"\(\s*'[^']*'\s*,\s*\d+\s*\)"), "<address>"),  # asyncio's ('host', port)
+    (re.compile(r"sk-ant-\S*"), "<api key>"),
+    (re.compile(r"\S*\{[^}]*\}\S*"), "<key>"),
+    (re.compile(r"(?i)\b(password|passwd|pwd|secret|token)\s*[=:]\s*\S+"), r"\1=<redacted>"),
+)
+
+
+def _scrub(message: str) -> str:
+    for pattern, replacement in _SCRUBS:
+        message = pattern.sub(replacement, message)
+    return message[:200]
 
 
 class Quota:
-    """The counters behind one :class:`~claude_rbac.rbac.RBAC`: a sync storage, and an async one for async clients.
+    """The counters behind one :class:`~claude_rbac.rbac.RBAC`, for its sync and async clients.
 
-    With ``memory://`` both clients share the same in-process counters (memory never blocks the event
-    loop); with Redis the async client uses ``limits.aio`` on its own connection pool.
+    ``clock`` (default ``time.time``, or ``storage_options["clock"]``) is what the windows are read with;
+    tests pass a controlled one.
     """
 
     def __init__(
@@ -58,32 +84,28 @@ class Quota:
         key_prefix: str = "claude_rbac",
         storage_options: dict[str, Any] | None = None,
         async_storage: str | None = None,
+        clock: Clock | None = None,
+        settle_within: float = MAX_AGE,
     ) -> None:
         self.uri = storage
         self.key_prefix = key_prefix
         self.is_memory = scheme_of(storage) == "memory"
-        options = options_for(storage, storage_options)
-        self.storage = build_storage(storage, options)
-        self._strategies: dict[Strategy, RateLimiter] = {
-            "moving": MovingWindowRateLimiter(self.storage),
-            "sliding": SlidingWindowCounterRateLimiter(self.storage),
-            "fixed": FixedWindowRateLimiter(self.storage),
-        }
+        given = dict(storage_options or {})
+        self._clock: Clock = clock or given.pop("clock", None) or time.time
+        if self.is_memory:
+            given["clock"] = self._clock
+        self.storage = build_storage(storage, options_for(storage, given))
+        self._memory = MemoryBuckets(self.storage) if self.is_memory else None
         self._async_uri = None if self.is_memory else (async_storage or async_storage_uri(storage))
-        self._async_options = options_for(self._async_uri or "", storage_options)
+        self._async_options = options_for(self._async_uri or "", {k: v for k, v in given.items() if k != "clock"})
         if self._async_uri and is_redis(self._async_uri):
             self._async_options.setdefault("implementation", "redispy")
-        self._async_strategies: dict[Strategy, aio_strategies.RateLimiter] | None = None
-        self._async_storage: Any = None
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
-        self._lock = asyncio.Lock()
-        self._async_round_trip: AsyncRedisRoundTrip | None = None
-        self._round_trip: RedisRoundTrip | None = None
-        if is_redis(storage):
-            from ._redis import RedisRoundTrip  # redis is imported only when a Redis URI is used
+        self._loops: PerLoop[Any] = PerLoop(self._open_async)
+        if not self.is_memory:
+            from ._redis import RedisBuckets  # redis is imported only when a Redis URI is used
 
-            self._round_trip = RedisRoundTrip.for_storage(self.storage)
-        self._settler = Settler(lambda hits: self._hit_all(hits, stop_early=False))
+            self._redis = RedisBuckets(self.storage, self._clock)
+        self._queue = SettlementQueue(self._send, settle_within)
 
     # -- planning ----------------------------------------------------------------------------------
 
@@ -91,201 +113,137 @@ class Quota:
         """The buckets one call must fit in (see :func:`~._buckets.plan_buckets`), under this quota's key prefix."""
         return plan_buckets(self.key_prefix, **kwargs)
 
-    # -- hitting ------------------------------------------------------------------------------------
-
-    def _hit_all(self, hits: Sequence[tuple[Bucket, int]], *, stop_early: bool = True) -> list[bool | None]:
-        """Hit each (bucket, cost): one pipeline on Redis, else one strategy call each.
-
-        ``None`` marks a hit not attempted because an earlier one was refused (sequential path only).
-        """
-        try:
-            if self._round_trip is not None:
-                return list(self._round_trip.run(hits))
-            results: list[bool | None] = []
-            for bucket, cost in hits:
-                if stop_early and False in results:
-                    results.append(None)
-                    continue
-                results.append(self._strategies[bucket.strategy].hit(bucket.item, *bucket.identifiers, cost=cost))
-            return results
-        except Exception as exc:
-            raise StorageFailure(type(exc).__name__) from None
-
-    async def _ahit_all(self, hits: Sequence[tuple[Bucket, int]], *, stop_early: bool = True) -> list[bool | None]:
-        try:
-            strategies = await self._aio()
-            if self._async_round_trip is not None:
-                return list(await self._async_round_trip.run(hits))
-            results: list[bool | None] = []
-            for bucket, cost in hits:
-                if stop_early and False in results:
-                    results.append(None)
-                    continue
-                results.append(await strategies[bucket.strategy].hit(bucket.item, *bucket.identifiers, cost=cost))
-            return results
-        except Exception as exc:
-            raise StorageFailure(type(exc).__name__) from None
-
-    @staticmethod
-    def _undo(buckets: Sequence[Bucket], results: Sequence[bool | None]) -> list[tuple[Bucket, int]]:
-        """What to give back after a refusal: admitted token buckets, and fixed windows (they count even a refusal).
-
-        An admitted RPM hit stays: a request refused for its tokens was still a request.
-        """
-        return [
-            (bucket, -bucket.cost)
-            for bucket, admitted in zip(buckets, results, strict=True)
-            if bucket.kind != "rpm" and (admitted or (admitted is False and bucket.strategy == "fixed"))
-        ]
-
     # -- sync --------------------------------------------------------------------------------------
 
-    def acquire(self, buckets: Sequence[Bucket]) -> Reservation:
-        """Hit every bucket in one round trip; if one is full, give back what was taken and raise ``RateLimited``."""
-        results = self._hit_all([(bucket, bucket.cost) for bucket in buckets])
-        refused = next((bucket for bucket, ok in zip(buckets, results, strict=True) if ok is False), None)
-        if refused is None:
-            return Reservation(tuple(buckets), max((b.cost for b in buckets if b.kind != "rpm"), default=0))
-        if undo := self._undo(buckets, results):
-            self._hit_all(undo, stop_early=False)
+    def _run(self, buckets: Sequence[Bucket], *, take: bool, beyond: Sequence[Settlement] = ()) -> Outcome:
+        """One round trip on Redis, carrying whatever is queued (and ``beyond``: usage to record now)."""
+        if self._memory is not None:
+            return self._memory.run(buckets, take=take)
+        queued = self._queue.take()
         try:
-            retry_after = self._retry_after(refused)
-        except Exception:
-            retry_after = 60.0
-        raise self._limited(refused, retry_after)
+            outcome = self._redis.run(buckets, take=take, settlements=[*queued, *beyond])
+        except Exception as exc:
+            self._queue.done(queued, failed=True)
+            self._queue.put(beyond)  # kept, to ride the next round trip
+            raise StorageFailure.of(exc) from None
+        self._queue.done(queued)
+        return outcome
 
-    def settle(self, reservation: Reservation, used: int) -> None:
-        """Give back what the call reserved but did not use (or charge what it used beyond).
+    def _send(self, settlements: list[Settlement]) -> None:
+        self._redis.run((), take=False, settlements=settlements)
 
-        On Redis this is queued to a background thread that batches settlements into pipelines, so
-        the call itself pays one round trip; :meth:`flush` waits for the queue.
+    def acquire(self, buckets: Sequence[Bucket]) -> Reservation:
+        """Take every bucket in one step (one round trip on Redis), or none and raise ``RateLimited``."""
+        return _admitted(self._run(buckets, take=True))
+
+    def settle(self, reservation: Reservation, used: Used) -> None:
+        """Give back what the call reserved but did not use; record at once what it used beyond.
+
+        On Redis a give-back waits for the next round trip (at most ``settle_within`` seconds); :meth:`flush`
+        sends what waits.
         """
-        delta = reservation.reserved - used
-        hits = [(bucket, -delta) for bucket in reservation.token_buckets]
-        if not delta or not hits:
+        if self._memory is not None:
+            self._memory.settle(reservation, used)
             return
-        if self.is_memory:
-            self._hit_all(hits, stop_early=False)
-        else:
-            self._settler.submit(hits)
+        beyond = self._queue_give_backs(reservation, used)
+        if beyond:
+            self._run((), take=False, beyond=beyond)
+
+    def _queue_give_backs(self, reservation: Reservation, used: Used) -> list[Settlement]:
+        owed = settlements_for(reservation, used, self._clock())
+        self._queue.put([settlement for settlement in owed if settlement.amount < 0])
+        return [settlement for settlement in owed if settlement.amount > 0]
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until queued settlements reached the storage; False if they did not within ``timeout``."""
-        return self._settler.flush(timeout)
-
-    def _retry_after(self, bucket: Bucket) -> float:
-        if bucket.resets_at is not None:
-            return bucket.resets_at - time.time()
-        stats = self._strategies[bucket.strategy].get_window_stats(bucket.item, *bucket.identifiers)
-        return stats.reset_time - time.time()
+        """Send the queued settlements now; False if they did not reach the storage within ``timeout``."""
+        return True if self._memory is not None else self._queue.flush(timeout)
 
     def remaining(self, buckets: Sequence[Bucket]) -> list[tuple[Bucket, int, float]]:
         """(bucket, remaining, reset time) for each bucket, for rate-limit headers and the demo."""
-        out = []
-        try:
-            for bucket in buckets:
-                stats = self._strategies[bucket.strategy].get_window_stats(bucket.item, *bucket.identifiers)
-                out.append((bucket, stats.remaining, bucket.resets_at or stats.reset_time))
-        except Exception as exc:
-            raise StorageFailure(type(exc).__name__) from None
-        return out
+        return _remaining(self._run(buckets, take=False))
 
     # -- async -------------------------------------------------------------------------------------
 
-    async def _aio(self) -> dict[Strategy, aio_strategies.RateLimiter]:
-        """The async strategies, built on first use and connected before the first hit.
+    def _open_async(self) -> Opened[Any]:
+        from ._redis import AsyncRedisBuckets, is_cluster
 
-        Connecting first matters for a cluster: redis-py's asyncio cluster client discovers its nodes on
-        the first command, and a burst of first commands races that discovery into ConnectionErrors.
-        """
-        if self._async_strategies is not None:
-            return self._async_strategies
-        async with self._async_lock():
-            if self._async_strategies is None:
-                assert self._async_uri is not None
-                from ._redis import AsyncRedisRoundTrip
+        assert self._async_uri is not None
+        storage = build_storage(self._async_uri, with_blocking_pool(self._async_uri, self._async_options))
+        bridge = storage.bridge
+        client = bridge.get_connection()
 
-                options = with_blocking_pool(self._async_uri, self._async_options)
-                storage = cast(AsyncStorage, build_storage(self._async_uri, options))
-                await storage.check()
-                self._async_storage = storage
-                self._async_round_trip = AsyncRedisRoundTrip.for_storage(storage)
-                self._async_strategies = {
-                    "moving": aio_strategies.MovingWindowRateLimiter(storage),
-                    "sliding": aio_strategies.SlidingWindowCounterRateLimiter(storage),
-                    "fixed": aio_strategies.FixedWindowRateLimiter(storage),
-                }
-        return self._async_strategies
+        async def close() -> None:
+            for connection in connections_of(bridge):
+                await connection.aclose()
+                pool = getattr(connection, "connection_pool", None)
+                if pool is not None:  # a pool we passed in is not closed with its client
+                    await pool.disconnect()
 
-    def _async_lock(self) -> asyncio.Lock:
-        # One lock per event loop: an asyncio.Lock must not be shared across loops.
-        loop = asyncio.get_running_loop()
-        if self._lock_loop is not loop:
-            self._lock_loop, self._lock = loop, asyncio.Lock()
-        return self._lock
+        backend = AsyncRedisBuckets(client, bridge.prefixed_key, self._clock)
+        return Opened(backend, close, storage.check if is_cluster(client) else None)
+
+    async def _arun(self, buckets: Sequence[Bucket], *, take: bool, beyond: Sequence[Settlement] = ()) -> Outcome:
+        if self._memory is not None:
+            return self._memory.run(buckets, take=take)
+        queued: list[Settlement] = []
+        try:
+            backend = await self._loops.get()
+            queued = self._queue.take()
+            outcome = cast(Outcome, await backend.run(buckets, take=take, settlements=[*queued, *beyond]))
+        except Exception as exc:
+            self._queue.done(queued, failed=True)
+            self._queue.put(beyond)
+            raise StorageFailure.of(exc) from None
+        self._queue.done(queued)
+        return outcome
 
     async def aacquire(self, buckets: Sequence[Bucket]) -> Reservation:
-        """:meth:`acquire` for async clients: never blocks the event loop (memory is in-process; Redis is aio)."""
-        if self.is_memory:
-            return self.acquire(buckets)
-        results = await self._ahit_all([(bucket, bucket.cost) for bucket in buckets])
-        refused = next((bucket for bucket, ok in zip(buckets, results, strict=True) if ok is False), None)
-        if refused is None:
-            return Reservation(tuple(buckets), max((b.cost for b in buckets if b.kind != "rpm"), default=0))
-        if undo := self._undo(buckets, results):
-            await self._ahit_all(undo, stop_early=False)
-        try:
-            retry_after = await self._aretry_after(refused)
-        except Exception:
-            retry_after = 60.0
-        raise self._limited(refused, retry_after)
+        """:meth:`acquire` for async clients: never blocks the event loop (memory is in-process; Redis is asyncio)."""
+        return _admitted(await self._arun(buckets, take=True))
 
-    async def asettle(self, reservation: Reservation, used: int) -> None:
-        """Settle without waiting: memory inline, Redis through the background settler."""
-        self.settle(reservation, used)
-
-    async def _aretry_after(self, bucket: Bucket) -> float:
-        if bucket.resets_at is not None:
-            return bucket.resets_at - time.time()
-        stats = await (await self._aio())[bucket.strategy].get_window_stats(bucket.item, *bucket.identifiers)
-        return stats.reset_time - time.time()
+    async def asettle(self, reservation: Reservation, used: Used) -> None:
+        """:meth:`settle` for async clients."""
+        if self._memory is not None:
+            self._memory.settle(reservation, used)
+            return
+        beyond = self._queue_give_backs(reservation, used)
+        if beyond:
+            await self._arun((), take=False, beyond=beyond)
 
     async def aremaining(self, buckets: Sequence[Bucket]) -> list[tuple[Bucket, int, float]]:
-        if self.is_memory:
-            return self.remaining(buckets)
-        out = []
-        try:
-            for bucket in buckets:
-                stats = await (await self._aio())[bucket.strategy].get_window_stats(bucket.item, *bucket.identifiers)
-                out.append((bucket, stats.remaining, bucket.resets_at or stats.reset_time))
-        except Exception as exc:
-            raise StorageFailure(type(exc).__name__) from None
-        return out
+        return _remaining(await self._arun(buckets, take=False))
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Settle what is queued, then disconnect the sync storage's connections (Redis pools)."""
-        self._settler.flush(2.0)
+        """Send what is queued (and stop the flusher), then disconnect the sync storage's connections."""
+        if self._memory is None:
+            self._queue.close(2.0)
         for connection in connections_of(self.storage):
             connection.close()
 
     async def aclose(self) -> None:
-        """Disconnect the async storage's connections; call it before the event loop ends."""
-        storage, self._async_storage, self._async_strategies = self._async_storage, None, None
-        self._async_round_trip = None
-        bridge = getattr(storage, "bridge", None)
-        for connection in connections_of(bridge) if bridge is not None else ():
-            await connection.aclose()
-            pool = getattr(connection, "connection_pool", None)
-            if pool is not None:  # a pool we passed in is not closed with its client
-                await pool.disconnect()
+        """Close the running event loop's async connections (each loop's also close when that loop shuts down)."""
+        await self._loops.aclose()
 
-    # -- errors ------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _limited(bucket: Bucket, retry_after: float) -> RateLimited:
-        if bucket.kind == "budget":
-            return RateLimited(retry_after=retry_after, reason="token_budget_exceeded")
-        variant = "" if bucket.kind == "rpm" else "tokens"
-        return RateLimited(message_for("rate_limited", variant), retry_after=retry_after)
+def _admitted(outcome: Outcome) -> Reservation:
+    now, checks, verdict = outcome
+    if verdict.refused is None:
+        return reservation_of(checks)
+    check = checks[verdict.refused]
+    raise _limited(check.bucket, retry_after(check, verdict.states[verdict.refused], now))
+
+
+def _remaining(outcome: Outcome) -> list[tuple[Bucket, int, float]]:
+    now, checks, verdict = outcome
+    return [(check.bucket, *remaining(check, state, now)) for check, state in zip(checks, verdict.states, strict=True)]
+
+
+def _limited(bucket: Bucket, retry_after: float) -> RateLimited:
+    if bucket.kind == "budget":
+        return RateLimited(retry_after=retry_after, reason="token_budget_exceeded")
+    if bucket.kind == "spend":
+        return RateLimited(retry_after=retry_after, reason="spend_limit_exceeded")
+    variant = "" if bucket.kind == "rpm" else "tokens"
+    return RateLimited(message_for("rate_limited", variant), retry_after=retry_after)

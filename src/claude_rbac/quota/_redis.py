@@ -1,136 +1,225 @@
-"""One Redis round trip per governed call: every bucket hit of the call in one pipeline.
+"""The buckets on Redis: one ``EVALSHA`` of our own script (``buckets.lua``) per governed call.
 
-Hitting RPM, TPM and budget buckets one after another through the ``limits`` strategies costs one
-round trip each. Each of those hits is one of ``limits``' own atomic Lua scripts, so this module
-sends the same scripts, with the same keys and arguments, in one non-transactional pipeline: the
-server runs each atomically, and the call pays one round trip. (Scripts are called by SHA without
-redis-py's per-pipeline ``SCRIPT EXISTS`` check; a ``NOSCRIPT`` reply after a server restart loads
-them and retries once.)
+The script applies the settlements queued in this process, then checks every bucket of the call and takes
+from all of them or none: one round trip, atomic across the call's buckets, nothing to undo after a refusal.
+Keys are our own, with the window in the name (``…/tpm/<minute>``, ``…/budget/day/<date>``); the
+connection is the one ``limits`` built from the URI (``storage.get_connection()``, ``prefixed_key``), so
+every URI it accepts works: single node, sentinel and cluster.
 
-It applies to the single-node and sentinel storages (sync, and async through redis-py); a cluster
-spreads buckets over slots, so it keeps the strategies' one call per bucket.
+A Redis Cluster places keys by hash tag: a principal's buckets share one tag and a role pool's another,
+and redis-py refuses ``EVALSHA`` in a cluster pipeline. There each tag is its own script call, in order: one
+round trip for a call without pool limits, two with them; a refusal by a later tag after an earlier one
+admitted costs one more call to give that back (between the two, the earlier hit is visible).
+
+A ``NOSCRIPT`` reply (a restarted server, a failover) loads the script and retries once.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+import asyncio
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from importlib import resources
 from typing import Any
 
-from redis.exceptions import NoScriptError, ResponseError
+from ._buckets import MINUTE, Bucket
+from ._engine import WIDTH_MS, Check, Settlement, State, Verdict, checks_for, ttl
 
-from ._buckets import Bucket
+__all__ = ["AsyncRedisBuckets", "RedisBuckets", "SCRIPT", "is_cluster"]
 
-__all__ = ["AsyncRedisRoundTrip", "RedisRoundTrip"]
+SCRIPT = resources.files(__package__).joinpath("buckets.lua").read_text(encoding="utf-8")
+SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()
+Clock = Callable[[], float]
+Call = tuple[list[str], list[str]]
 
-_SCRIPTS = {"moving": "lua_acquire_moving_window", "sliding": "lua_acquire_sliding_window", "fixed": "lua_incr_expire"}
+
+def is_cluster(client: Any) -> bool:
+    return "Cluster" in type(client).__name__
 
 
-class _Commands:
-    """How to express a bucket hit as one of limits' scripts: (script, keys, args) and how to read its reply."""
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
-    def __init__(self, scripts: Any, prefixed: Callable[[str], str], window_keys: Any) -> None:
-        self.scripts = scripts
-        self.prefixed = prefixed
-        self.window_keys = window_keys
 
-    def command(self, bucket: Bucket, cost: int, now: float) -> tuple[Any, list[str], list[Any]]:
-        key = bucket.item.key_for(*bucket.identifiers)
-        expiry = bucket.item.get_expiry()
-        script = getattr(self.scripts, _SCRIPTS[bucket.strategy])
-        if bucket.strategy == "moving":
-            return script, [self.prefixed(key)], [now, bucket.item.amount, expiry, cost]
-        if bucket.strategy == "sliding":
-            previous = self.prefixed(self.window_keys._previous_window_key(key))
-            current = self.prefixed(self.window_keys._current_window_key(key))
-            return script, [previous, current], [bucket.item.amount, expiry, cost]
-        return script, [self.prefixed(key)], [expiry, cost]
+def _is_noscript(exc: BaseException) -> bool:
+    return type(exc).__name__ == "NoScriptError" or str(exc).startswith("NOSCRIPT")
+
+
+class _Plan:
+    """One operation's script calls: the checks and settlements of each hash tag, encoded, and the answer."""
+
+    def __init__(
+        self,
+        prefixed: Callable[[str], str],
+        now: float,
+        checks: Sequence[Check],
+        settlements: Sequence[Settlement],
+        *,
+        take: bool,
+        split: bool,
+    ) -> None:
+        self.now, self.checks, self.take = now, list(checks), take
+        self._prefixed = prefixed
+        groups: dict[str, tuple[list[int], list[Settlement]]] = {}
+        for index, check in enumerate(checks):
+            groups.setdefault(check.bucket.group if split else "", ([], []))[0].append(index)
+        for owed in settlements:
+            groups.setdefault(owed.group if split else "", ([], []))[1].append(owed)
+        self.groups = list(groups.values())
+        self.states: list[State] = [State(0)] * len(checks)
+        self.refused: int | None = None
+        self.admitted_groups: list[list[int]] = []
+
+    def steps(self) -> Iterator[tuple[list[int], list[Settlement]]]:
+        """Each hash tag's checks and settlements; after a refusal, only what is owed still goes."""
+        for indexes, owed in self.groups:
+            sending = indexes if self.refused is None else []
+            if sending or owed:
+                yield sending, owed
+
+    def call(self, indexes: Sequence[int], settlements: Sequence[Settlement], *, take: bool | None = None) -> Call:
+        keys: list[str] = []
+        slots: dict[str, int] = {}
+
+        def slot(key: str) -> int:
+            if key not in slots:
+                keys.append(self._prefixed(key))
+                slots[key] = len(keys)
+            return slots[key]
+
+        now = self.now
+        args: list[Any] = [repr(now), "1" if (self.take if take is None else take) else "0", len(settlements)]
+        for owed in settlements:
+            if owed.op == "add":
+                args += ["add", slot(owed.key), owed.amount, ttl(owed.ends, now)]
+            else:
+                args += [owed.op, slot(owed.key), abs(owed.amount), owed.entry or "-"]
+        args.append(len(indexes))
+        for index in indexes:
+            check = self.checks[index]
+            bucket = check.bucket
+            if bucket.strategy == "moving":
+                args += ["moving", slot(check.key), bucket.limit, bucket.cost, MINUTE]
+            elif bucket.strategy == "sliding":
+                args += ["sliding", slot(check.previous), slot(check.key), bucket.limit, bucket.cost]
+                args += [ttl(check.ends, now), check.elapsed_ms, WIDTH_MS]
+            else:
+                args += ["calendar", slot(check.key), bucket.limit, bucket.cost, ttl(check.ends, now)]
+        return keys, [" ".join(map(str, args))]
+
+    def read(self, indexes: Sequence[int], reply: Sequence[Any]) -> bool:
+        """Record one call's answer; False when it refused."""
+        for position, index in enumerate(indexes):
+            first, second, third = (_text(value) for value in reply[2 + 3 * position : 5 + 3 * position])
+            if self.checks[index].bucket.strategy == "moving":
+                oldest, leaving = (float(value) if value else None for value in (second, third))
+                self.states[index] = State(int(first), oldest=oldest, leaving=leaving)
+            else:
+                self.states[index] = State(int(first), int(second))
+        if int(reply[0]) == 1:
+            if indexes and self.take:
+                self.admitted_groups.append(list(indexes))
+            return True
+        if self.refused is None:
+            self.refused = indexes[int(reply[1]) - 1]
+        return False
+
+    def undo(self) -> list[Call]:
+        """Calls giving back what groups that admitted took, once a later group refused (cluster only)."""
+        calls = []
+        for indexes in self.admitted_groups:
+            owed = []
+            for index in indexes:
+                check = self.checks[index]
+                bucket = check.bucket
+                if bucket.strategy == "moving":
+                    owed.append(Settlement(bucket.group, check.key, bucket.cost, entry=repr(self.now)))
+                elif bucket.cost > 0:
+                    owed.append(Settlement(bucket.group, check.key, -bucket.cost))
+            calls.append(self.call((), owed, take=False))
+        return calls
+
+    def verdict(self) -> Verdict:
+        return Verdict(self.refused is None, self.refused, tuple(self.states))
+
+
+class RedisBuckets:
+    """Sync: each operation is one script call (one per hash tag on a cluster)."""
+
+    def __init__(self, storage: Any, clock: Clock) -> None:
+        self._storage = storage
+        self._clock = clock
+
+    def run(
+        self, buckets: Sequence[Bucket], *, take: bool, settlements: Sequence[Settlement] = ()
+    ) -> tuple[float, list[Check], Verdict]:
+        client = self._storage.get_connection()
+        now = self._clock()
+        checks = checks_for(buckets, now)
+        plan = _Plan(self._storage.prefixed_key, now, checks, settlements, take=take, split=is_cluster(client))
+        for indexes, owed in plan.steps():
+            plan.read(indexes, self._eval(client, plan.call(indexes, owed)))
+        if plan.refused is not None:
+            for keys, args in plan.undo():
+                self._eval(client, (keys, args))
+        return now, checks, plan.verdict()
 
     @staticmethod
-    def admitted(bucket: Bucket, reply: Any) -> bool:
-        if bucket.strategy == "fixed":
-            return int(reply) <= bucket.item.amount
-        return bool(reply)
-
-
-def _is_noscript(replies: Sequence[Any]) -> bool:
-    return any(isinstance(reply, NoScriptError) for reply in replies)
-
-
-def _raise_errors(replies: Sequence[Any]) -> None:
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
-
-
-class RedisRoundTrip:
-    """Sync: hit (or give back) a call's buckets in one pipeline."""
-
-    def __init__(self, storage: Any) -> None:
-        self._storage = storage
-        self._commands = _Commands(storage, storage.prefixed_key, storage)
-
-    @classmethod
-    def for_storage(cls, storage: Any) -> RedisRoundTrip | None:
-        if type(storage).__name__ not in ("RedisStorage", "RedisSentinelStorage"):
-            return None
-        if not all(hasattr(storage, name) for name in (*_SCRIPTS.values(), "prefixed_key", "get_connection")):
-            return None
-        return cls(storage)
-
-    def run(self, hits: Sequence[tuple[Bucket, int]]) -> list[bool]:
-        """Hit each (bucket, cost) in one round trip; True where the bucket admitted it."""
-        now = time.time()
-        commands = [self._commands.command(bucket, cost, now) for bucket, cost in hits]
-        replies = self._execute(commands)
-        if _is_noscript(replies):
-            connection = self._storage.get_connection()
-            for script, _, _ in commands:
-                script.sha = connection.script_load(script.script)
-            replies = self._execute(commands)
-        _raise_errors(replies)
-        return [self._commands.admitted(bucket, reply) for (bucket, _), reply in zip(hits, replies, strict=True)]
-
-    def _execute(self, commands: Sequence[tuple[Any, list[str], list[Any]]]) -> list[Any]:
-        pipe = self._storage.get_connection().pipeline(transaction=False)
-        for script, keys, args in commands:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
+    def _eval(client: Any, call: Call) -> Any:
+        keys, args = call
         try:
-            return list(pipe.execute(raise_on_error=False))
-        except ResponseError as exc:  # pragma: no cover - raise_on_error=False returns errors in place
-            return [exc]
+            return client.evalsha(SHA, len(keys), *keys, *args)
+        except Exception as exc:
+            if not _is_noscript(exc):
+                raise
+        client.script_load(SCRIPT)
+        return client.evalsha(SHA, len(keys), *keys, *args)
 
 
-class AsyncRedisRoundTrip:
-    """Async (limits.aio with redis-py): the same, awaiting one pipeline."""
+class AsyncRedisBuckets:
+    """Async (``redis.asyncio`` through ``limits.aio``'s bridge): the same calls, awaited."""
 
-    def __init__(self, storage: Any) -> None:
-        self._bridge = storage.bridge
-        self._commands = _Commands(self._bridge, self._bridge.prefixed_key, storage)
+    def __init__(self, client: Any, prefixed: Callable[[str], str], clock: Clock) -> None:
+        self.client = client
+        self._prefixed = prefixed
+        self._clock = clock
+        self._split = is_cluster(client)
+        self._warming: asyncio.Lock | None = asyncio.Lock()
+        """Until the first call has connected: a burst on a new loop would otherwise open the whole pool at
+        once, while the loop is busy with the burst, and connections time out. Through this lock the first
+        call goes alone and the others follow one per loop turn, reusing what it opened."""
 
-    @classmethod
-    def for_storage(cls, storage: Any) -> AsyncRedisRoundTrip | None:
-        bridge = getattr(storage, "bridge", None)
-        if type(storage).__name__ not in ("RedisStorage", "RedisSentinelStorage") or bridge is None:
-            return None
-        if type(bridge).__name__ != "RedispyBridge":
-            return None
-        return cls(storage)
+    async def run(
+        self, buckets: Sequence[Bucket], *, take: bool, settlements: Sequence[Settlement] = ()
+    ) -> tuple[float, list[Check], Verdict]:
+        warming = self._warming
+        if warming is not None:
+            async with warming:
+                if self._warming is not None:
+                    outcome = await self._run(buckets, take=take, settlements=settlements)
+                    self._warming = None
+                    return outcome
+        return await self._run(buckets, take=take, settlements=settlements)
 
-    async def run(self, hits: Sequence[tuple[Bucket, int]]) -> list[bool]:
-        now = time.time()
-        commands = [self._commands.command(bucket, cost, now) for bucket, cost in hits]
-        replies = await self._execute(commands)
-        if _is_noscript(replies):
-            connection = self._bridge.get_connection()
-            for script, _, _ in commands:
-                script.sha = await connection.script_load(script.script)
-            replies = await self._execute(commands)
-        _raise_errors(replies)
-        return [self._commands.admitted(bucket, reply) for (bucket, _), reply in zip(hits, replies, strict=True)]
+    async def _run(
+        self, buckets: Sequence[Bucket], *, take: bool, settlements: Sequence[Settlement]
+    ) -> tuple[float, list[Check], Verdict]:
+        now = self._clock()
+        checks = checks_for(buckets, now)
+        plan = _Plan(self._prefixed, now, checks, settlements, take=take, split=self._split)
+        for indexes, owed in plan.steps():
+            plan.read(indexes, await self._eval(plan.call(indexes, owed)))
+        if plan.refused is not None:
+            for call in plan.undo():
+                await self._eval(call)
+        return now, checks, plan.verdict()
 
-    async def _execute(self, commands: Sequence[tuple[Any, list[str], list[Any]]]) -> list[Any]:
-        pipe = self._bridge.get_connection().pipeline(transaction=False)
-        for script, keys, args in commands:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-        return list(await pipe.execute(raise_on_error=False))
+    async def _eval(self, call: Call) -> Any:
+        keys, args = call
+        try:
+            return await self.client.evalsha(SHA, len(keys), *keys, *args)
+        except Exception as exc:
+            if not _is_noscript(exc):
+                raise
+        await self.client.script_load(SCRIPT)
+        return await self.client.evalsha(SHA, len(keys), *keys, *args)

@@ -1,7 +1,8 @@
 """Building the ``limits`` storages behind a :class:`~claude_rbac.quota.Quota` from a URI.
 
 ``memory://`` needs nothing beyond the core install; a Redis URI needs the ``redis`` extra, and this
-module imports ``redis`` (and the one-round-trip pipeline) only when such a URI is used.
+module imports ``redis`` only when such a URI is used. ``limits`` parses the URI and opens the connections
+(single node, sentinel, cluster); the quota's own script runs on them (``_redis.py``).
 """
 
 from __future__ import annotations
