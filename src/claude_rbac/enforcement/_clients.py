@@ -9,15 +9,19 @@ rotation, a policy reload or a workspace change applies to clients already hande
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import ssl
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal, TypeVar, overload
 
 import anthropic
+import httpx2
 from anthropic import MiddlewareInput, NotGiven, not_given
 from opentelemetry import trace
 
+from .._loops import Opened, PerLoop
 from ..errors import error_for
 from ..policy import BETA_HEADER, ORG_IDS_HEADER, WORKSPACE_HEADER, Principal, Scope, redact
 from ._attempt import Binding
@@ -143,6 +147,13 @@ class ClientFactory:
         self._lock = threading.Lock()
         self._roots: dict[bool, GovernedAnthropic | GovernedAsyncAnthropic] = {}
         self._derived: dict[tuple[Any, ...], GovernedAnthropic | GovernedAsyncAnthropic] = {}
+        # An asyncio connection belongs to the loop that opened it: inside a running loop, async clients get a
+        # root whose HTTP pool is that loop's, closed when the loop shuts down (Django's async views under WSGI
+        # run every request in a loop of its own). An app that brings its own http_client keeps it.
+        self._ssl: ssl.SSLContext | None = None
+        self._loop_roots: PerLoop[GovernedAsyncAnthropic] | None = (
+            None if "http_client" in self._options else PerLoop(self._open_loop_root)
+        )
 
     @property
     def checks_long_requests(self) -> bool:
@@ -160,11 +171,12 @@ class ClientFactory:
     ) -> GovernedAsyncAnthropic: ...
 
     def get(self, principal: Principal | None, scope: Scope, route: str | None, *, asynchronous: bool) -> Any:
-        cache_key = (principal, scope, route, asynchronous)
+        loop = _running_loop() if asynchronous and self._loop_roots is not None else None
+        cache_key = (principal, scope, route, asynchronous, loop)
         derived = self._derived.get(cache_key)  # a dict read is atomic: no lock on the hot path
         if derived is not None:
             return derived
-        root = self._root(asynchronous)
+        root = self._root(asynchronous) if loop is None or self._loop_roots is None else self._loop_roots.get_now()
         governor = Governor(self._enforcer, Binding(principal, scope, route), default_base_url=str(root.base_url))
         derived = root.with_options(middleware=[*root.middleware, governor])
         with self._lock:
@@ -187,13 +199,34 @@ class ClientFactory:
         with self._lock:
             return self._roots.setdefault(asynchronous, built)
 
+    def _open_loop_root(self) -> Opened[GovernedAsyncAnthropic]:
+        """The running loop's async root: the template's options over an HTTP pool of this loop's own."""
+        loop = asyncio.get_running_loop()
+        if self._ssl is None:
+            self._ssl = httpx2.create_ssl_context()  # the costly part of an HTTP client, built once and shared
+        template = self._root(True)
+        assert isinstance(template, GovernedAsyncAnthropic)
+        http = anthropic.DefaultAsyncHttpxClient(verify=self._ssl)
+        # The base class's copy(): the governed one refuses an http_client, which only this factory may set.
+        root = anthropic.AsyncAnthropic.copy(template, http_client=http)
+        assert isinstance(root, GovernedAsyncAnthropic)
+
+        async def close() -> None:
+            with self._lock:
+                self._derived = {key: value for key, value in self._derived.items() if key[4] is not loop}
+            await http.aclose()
+
+        return Opened(root, close)
+
     def close(self) -> None:
         """Close the sync root (governed clients share its connection pool)."""
         for root in self._drop(asynchronous=False):
             root.close()
 
     async def aclose(self) -> None:
-        """Close the async root; call it before the event loop ends."""
+        """Close the async roots: the running loop's and the loop-less one; call it before the event loop ends."""
+        if self._loop_roots is not None:
+            await self._loop_roots.aclose()
         for root in self._drop(asynchronous=True):
             await root.close()
 
@@ -202,3 +235,10 @@ class ClientFactory:
             root = self._roots.pop(asynchronous, None)
             self._derived = {key: value for key, value in self._derived.items() if key[3] is not asynchronous}
         return [root] if root is not None else []
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -36,7 +36,7 @@ from typing import Any
 
 from limits.storage.base import MovingWindowSupport, SlidingWindowCounterSupport, Storage, TimestampedSlidingWindow
 
-from . import _forksafe as forksafe
+from .. import _forksafe as forksafe
 
 __all__ = ["LazyMemoryStorage"]
 

@@ -20,11 +20,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
+from .._loops import Opened, PerLoop
 from ..errors import RateLimited, message_for
 from ._buckets import Bucket, Reservation, plan_buckets
 from ._engine import Check, Settlement, Verdict, remaining, reservation_of, retry_after, settlements_for
 from ._local import MemoryBuckets
-from ._loops import Opened, PerLoop
 from ._settlements import MAX_AGE, SettlementQueue
 from ._storage import (
     async_storage_uri,

@@ -30,7 +30,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 
-from . import _forksafe as forksafe
+from .. import _forksafe as forksafe
 from ._engine import Settlement
 
 __all__ = ["MAX_AGE", "SettlementQueue"]

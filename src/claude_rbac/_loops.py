@@ -1,4 +1,4 @@
-"""One async Redis client per event loop, closed inside its loop when that loop shuts down.
+"""One async client per event loop (a Redis client, an HTTP pool), closed inside its loop when that loop shuts down.
 
 An asyncio connection belongs to the loop that opened it. Django's async views under WSGI (runserver,
 gunicorn sync workers, the test client) run each request in an event loop of its own (``async_to_sync``),
@@ -59,6 +59,29 @@ class PerLoop(Generic[T]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def get_now(self) -> T:
+        """The running loop's client, opened now if it has none: for sync code called inside a loop.
+
+        The same as :meth:`get` for clients that need no async check before their first use.
+        """
+        loop = asyncio.get_running_loop()
+        entry = self._entries.get(loop)
+        if entry is None:
+            with self._lock:
+                for gone in [other for other in self._entries if other.is_closed()]:
+                    self._forget(gone)
+                entry = _Entry(self._open())
+                self._entries[loop] = entry
+            entry.guard = self._guard(loop, entry)
+            step = entry.guard.__anext__()  # registers the guard with this loop: shutdown_asyncgens() finalises it
+            try:
+                step.send(None)
+            except StopIteration:
+                pass
+            else:  # pragma: no cover - the guard's first step never awaits
+                step.close()
+        return entry.opened.value
+
     async def get(self) -> T:
         loop = asyncio.get_running_loop()
         entry = self._entries.get(loop)
@@ -104,7 +127,7 @@ class PerLoop(Generic[T]):
         try:
             await entry.opened.close()
         except Exception as exc:  # closing is best effort: the loop is ending
-            log.debug("claude_rbac: closing an async storage client failed (%s)", type(exc).__name__)
+            log.debug("claude_rbac: closing a per-loop async client failed (%s)", type(exc).__name__)
 
     async def _close(self, loop: asyncio.AbstractEventLoop, entry: _Entry[T]) -> None:
         guard = entry.guard
