@@ -12,6 +12,7 @@ from typing import Any
 
 import anthropic
 from opentelemetry import metrics, trace
+from typing_extensions import Unpack
 
 from .enforcement import (
     Auditor,
@@ -29,15 +30,14 @@ from .enforcement import (
 )
 from .errors import PolicyError, PolicyProblem
 from .policy import (
-    GRANT_KEYS,
     UNRESTRICTED,
     Decision,
     Mode,
+    Narrowing,
     Policy,
     Principal,
     Scope,
     TokenEstimator,
-    as_patterns,
     format_org_ids,
 )
 from .quota import Bucket, Quota, warn_if_memory_in_many_workers
@@ -188,31 +188,17 @@ class RBAC:
 
     # -- governed clients --------------------------------------------------------------------------
 
-    def scope(
-        self,
-        *,
-        models: Iterable[str] | str | None = None,
-        max_tokens: int | None = None,
-        rpm: int | None = None,
-        name: str | None = None,
-        tools: Iterable[str] | str | None = None,
-        mcp_servers: Iterable[str] | str | None = None,
-        service_tiers: Iterable[str] | str | None = None,
-        speeds: Iterable[str] | str | None = None,
-        inference_geos: Iterable[str] | str | None = None,
-        betas: Iterable[str] | str | None = None,
-    ) -> Scope:
+    def scope(self, **narrowing: Unpack[Narrowing]) -> Scope:
         """A validated, cached route scope. Raises :class:`PolicyError` for a bad one (at decoration time).
 
-        ``tools``, ``mcp_servers``, ``service_tiers``, ``speeds``, ``inference_geos`` and ``betas`` narrow the
-        role's request-field grants (a value must match the role's grant and the route's)."""
-        patterns = as_patterns(models)
-        fields = (tools, mcp_servers, service_tiers, speeds, inference_geos, betas)
-        key = (patterns, max_tokens, rpm, name, *(as_patterns(value) for value in fields))
+        The keywords are :class:`~claude_rbac.policy.Narrowing`'s: ``models``, ``max_tokens``, ``rpm``, ``name``
+        and the request-field grants (``tools``, ``mcp_servers``, ``service_tiers``, ``speeds``,
+        ``inference_geos``, ``betas``); a value must match the role's grant and the route's."""
+        given = {name: _hashable(value) for name, value in narrowing.items() if value is not None}
+        key = tuple(sorted(given.items()))
         scope = self._scopes.get(key)
         if scope is None:
-            narrowed: dict[str, Any] = dict(zip(GRANT_KEYS, fields, strict=True))
-            scope = Scope.build(models=patterns, max_tokens=max_tokens, rpm=rpm, name=name, **narrowed)
+            scope = Scope.build(**given)  # type: ignore[arg-type]  # the same keys, names made hashable
             if len(self._scopes) < 4096:
                 self._scopes[key] = scope
         return scope
@@ -221,44 +207,24 @@ class RBAC:
         self,
         principal: Principal | None,
         *,
-        models: Iterable[str] | str | None = None,
-        max_tokens: int | None = None,
-        rpm: int | None = None,
         scope: Scope | None = None,
         route: str | None = None,
-        tools: Iterable[str] | str | None = None,
-        mcp_servers: Iterable[str] | str | None = None,
-        service_tiers: Iterable[str] | str | None = None,
-        speeds: Iterable[str] | str | None = None,
-        inference_geos: Iterable[str] | str | None = None,
-        betas: Iterable[str] | str | None = None,
+        **narrowing: Unpack[Narrowing],
     ) -> anthropic.Anthropic:
         """A genuine ``anthropic.Anthropic`` for ``principal``. The keywords narrow the role, never widen it."""
-        fields = (tools, mcp_servers, service_tiers, speeds, inference_geos, betas)
-        narrowed: dict[str, Any] = dict(zip(GRANT_KEYS, fields, strict=True))
-        chosen = scope if scope is not None else self.scope(models=models, max_tokens=max_tokens, rpm=rpm, **narrowed)
+        chosen = scope if scope is not None else self.scope(**narrowing)
         return self._clients.get(principal, chosen, route, asynchronous=False)
 
     def async_client(
         self,
         principal: Principal | None,
         *,
-        models: Iterable[str] | str | None = None,
-        max_tokens: int | None = None,
-        rpm: int | None = None,
         scope: Scope | None = None,
         route: str | None = None,
-        tools: Iterable[str] | str | None = None,
-        mcp_servers: Iterable[str] | str | None = None,
-        service_tiers: Iterable[str] | str | None = None,
-        speeds: Iterable[str] | str | None = None,
-        inference_geos: Iterable[str] | str | None = None,
-        betas: Iterable[str] | str | None = None,
+        **narrowing: Unpack[Narrowing],
     ) -> anthropic.AsyncAnthropic:
         """A genuine ``anthropic.AsyncAnthropic`` for ``principal``; its limits use ``limits.aio``."""
-        fields = (tools, mcp_servers, service_tiers, speeds, inference_geos, betas)
-        narrowed: dict[str, Any] = dict(zip(GRANT_KEYS, fields, strict=True))
-        chosen = scope if scope is not None else self.scope(models=models, max_tokens=max_tokens, rpm=rpm, **narrowed)
+        chosen = scope if scope is not None else self.scope(**narrowing)
         return self._clients.get(principal, chosen, route, asynchronous=True)
 
     # -- reloads -----------------------------------------------------------------------------------
@@ -377,3 +343,10 @@ def _as_limits(rows: Iterable[tuple[Bucket, int, float]]) -> list[dict[str, Any]
         {"kind": bucket.kind, "limit": bucket.limit, "remaining": remaining, "reset": reset}
         for bucket, remaining, reset in rows
     ]
+
+
+def _hashable(value: object) -> object:
+    """A narrowing value as a cache key: a list or set of names becomes a tuple (in order; order is harmless)."""
+    if isinstance(value, str | int):
+        return value
+    return tuple(value) if isinstance(value, Iterable) else value

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import inspect
 from types import ModuleType
+from typing import get_type_hints
 
 import pytest
 
 from claude_rbac.integrations import GUARD_ATTRIBUTE, Guard, asgi, fastapi, flask, starlette, wsgi
+from claude_rbac.policy import Narrowing
 
 from .django.project import configure
 
@@ -32,13 +34,27 @@ SHARED = [
 ]
 
 
+def test_the_narrowing_keywords_are_one_typed_dict() -> None:
+    assert list(Narrowing.__annotations__) == SHARED[1:]
+    assert list(get_type_hints(Narrowing)) == SHARED[1:]
+
+
 @pytest.mark.parametrize("framework", GUARDED)
 def test_requires_role_has_the_same_signature_everywhere(framework: str) -> None:
     parameters = list(inspect.signature(GUARDED[framework].requires_role).parameters.values())
-    assert [p.name for p in parameters[: len(SHARED)]] == SHARED
+    assert parameters[0].name == "role"
     assert parameters[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters[1:])
-    assert all(p.default is None for p in parameters[1 : len(SHARED)])
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters[1:-1])
+    assert (parameters[-1].name, parameters[-1].kind) == ("narrowing", inspect.Parameter.VAR_KEYWORD)
+    assert parameters[-1].annotation == "Unpack[Narrowing]"
+
+
+@pytest.mark.parametrize("framework", GUARDED)
+def test_a_misspelt_narrowing_keyword_fails_at_declaration(framework: str) -> None:
+    with pytest.raises(TypeError, match="modles"):
+        GUARDED[framework].requires_role("user", modles=["claude-haiku-*"])
+    with pytest.raises(TypeError):
+        GUARDED[framework].requires_role("user", ["claude-haiku-*"])  # narrowing is by keyword only
 
 
 @pytest.mark.parametrize("framework", GUARDED)

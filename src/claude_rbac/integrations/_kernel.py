@@ -16,14 +16,15 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
 import anthropic
+from typing_extensions import Unpack
 
 from ..errors import NotAuthenticated, RBACError, message_for
-from ..policy import Principal, Scope
+from ..policy import Narrowing, Principal, Scope
 from ..rbac import RBAC
 
 __all__ = [
@@ -72,34 +73,14 @@ class Guard:
     def declare(
         cls,
         role: str,
-        models: Iterable[str] | str | None = None,
-        max_tokens: int | None = None,
-        rpm: int | None = None,
-        name: str | None = None,
-        tools: Iterable[str] | str | None = None,
-        mcp_servers: Iterable[str] | str | None = None,
-        service_tiers: Iterable[str] | str | None = None,
-        speeds: Iterable[str] | str | None = None,
-        inference_geos: Iterable[str] | str | None = None,
-        betas: Iterable[str] | str | None = None,
+        **narrowing: Unpack[Narrowing],
     ) -> Guard:
         """A guard; ``TypeError`` for a missing role, ``PolicyError`` for a bad narrowing (at decoration time).
 
-        The arguments are ``requires_role``'s, in its order (every adapter passes them on positionally)."""
+        The keywords are :class:`~claude_rbac.policy.Narrowing`'s; every adapter hands its own on unread."""
         if not isinstance(role, str) or not role:
             raise TypeError(f"requires_role() needs a role name, got {role!r}")
-        scope = Scope.build(
-            models=models,
-            max_tokens=max_tokens,
-            rpm=rpm,
-            name=name,
-            tools=tools,
-            mcp_servers=mcp_servers,
-            service_tiers=service_tiers,
-            speeds=speeds,
-            inference_geos=inference_geos,
-            betas=betas,
-        )
+        scope = Scope.build(**narrowing)
         return cls(role, scope)
 
     def validate(self, rbac: RBAC) -> None:

@@ -27,8 +27,9 @@ from fastapi import routing as fastapi_routing
 from opentelemetry import trace
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
+from typing_extensions import Unpack
 
-from ..policy import Principal
+from ..policy import Narrowing, Principal
 from ..rbac import RBAC
 from . import asgi
 from . import starlette as starlette_adapter
@@ -116,19 +117,10 @@ at startup (see :func:`document_errors`); or pass them to ``responses=`` of a ro
 def requires_role(
     role: str,
     *,
-    models: Iterable[str] | str | None = None,
-    max_tokens: int | None = None,
-    rpm: int | None = None,
-    name: str | None = None,
-    tools: Iterable[str] | str | None = None,
-    mcp_servers: Iterable[str] | str | None = None,
-    service_tiers: Iterable[str] | str | None = None,
-    speeds: Iterable[str] | str | None = None,
-    inference_geos: Iterable[str] | str | None = None,
-    betas: Iterable[str] | str | None = None,
     principal_loader: Callable[..., Any] | None = None,
     rbac: RBAC | None = None,
     principal_dependency: Callable[..., Any] | None = None,
+    **narrowing: Unpack[Narrowing],
 ) -> Callable[..., Awaitable[AsyncAnthropic]]:
     """A dependency admitting principals with ``role`` (or one that inherits it); its value is the governed client.
 
@@ -145,9 +137,7 @@ def requires_role(
             stacklevel=2,
         )
         principal_loader = principal_loader or principal_dependency
-    guard = Guard.declare(
-        role, models, max_tokens, rpm, name, tools, mcp_servers, service_tiers, speeds, inference_geos, betas
-    )
+    guard = Guard.declare(role, **narrowing)
     if rbac is not None:
         guard.validate(rbac)
 
@@ -249,33 +239,14 @@ class ClaudeRBAC:
     def requires_role(
         self,
         role: str,
-        *,
-        models: Iterable[str] | str | None = None,
-        max_tokens: int | None = None,
-        rpm: int | None = None,
-        name: str | None = None,
-        tools: Iterable[str] | str | None = None,
-        mcp_servers: Iterable[str] | str | None = None,
-        service_tiers: Iterable[str] | str | None = None,
-        speeds: Iterable[str] | str | None = None,
-        inference_geos: Iterable[str] | str | None = None,
-        betas: Iterable[str] | str | None = None,
+        **narrowing: Unpack[Narrowing],
     ) -> Callable[..., Awaitable[AsyncAnthropic]]:
         """:func:`requires_role` with this ``rbac`` and ``principal_loader``; the role is checked right here."""
         return requires_role(
             role,
-            models=models,
-            max_tokens=max_tokens,
-            rpm=rpm,
-            name=name,
-            tools=tools,
-            mcp_servers=mcp_servers,
-            service_tiers=service_tiers,
-            speeds=speeds,
-            inference_geos=inference_geos,
-            betas=betas,
             rbac=self.rbac,
             principal_loader=self.principal_loader,
+            **narrowing,
         )
 
 

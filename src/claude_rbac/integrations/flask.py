@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast
 from flask import Flask, Response, current_app, has_app_context, request, request_started
 from flask.testing import FlaskClient
 from flask.views import View
+from typing_extensions import Unpack
 from werkzeug.exceptions import HTTPException, InternalServerError, default_exceptions
 
 from ..errors import PolicyError, RBACError
-from ..policy import Principal
+from ..policy import Narrowing, Principal
 from ..rbac import RBAC
 from ._flask_bodies import cut_at_denial, explain_late_denials
 from ._flask_config import CONFIG_KEYS, DefaultPrincipalLoader, OnDenied, RoleLoader, read_settings
@@ -268,17 +269,7 @@ def _handle_error(error: RBACError) -> ResponseReturnValue:
 
 def requires_role(
     role: str,
-    *,
-    models: str | list[str] | tuple[str, ...] | None = None,
-    max_tokens: int | None = None,
-    rpm: int | None = None,
-    name: str | None = None,
-    tools: Iterable[str] | str | None = None,
-    mcp_servers: Iterable[str] | str | None = None,
-    service_tiers: Iterable[str] | str | None = None,
-    speeds: Iterable[str] | str | None = None,
-    inference_geos: Iterable[str] | str | None = None,
-    betas: Iterable[str] | str | None = None,
+    **narrowing: Unpack[Narrowing],
 ) -> Callable[[ViewT], ViewT]:
     """Guard a view: 401 when nobody is signed in, 403 below ``role`` (``"user"`` admits power and admin).
 
@@ -287,9 +278,7 @@ def requires_role(
     RPM bucket. Works on sync and async views, blueprint routes, ``View``/``MethodView`` classes (decorate
     the class, or list it in ``decorators``) and their methods; several guards on one request intersect.
     """
-    guard = Guard.declare(
-        role, models, max_tokens, rpm, name, tools, mcp_servers, service_tiers, speeds, inference_geos, betas
-    )
+    guard = Guard.declare(role, **narrowing)
 
     def decorator(view: ViewT) -> ViewT:
         if isinstance(view, type):

@@ -29,9 +29,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Host, Mount
 from starlette.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 from starlette.websockets import WebSocket
+from typing_extensions import Unpack
 
 from ..errors import PolicyError, RBACError
-from ..policy import Principal
+from ..policy import Narrowing, Principal
 from ..rbac import RBAC
 from . import asgi
 from ._kernel import (
@@ -298,17 +299,7 @@ def _check_endpoint(func: Callable[..., Any]) -> None:
 
 def requires_role(
     role: str,
-    *,
-    models: Iterable[str] | str | None = None,
-    max_tokens: int | None = None,
-    rpm: int | None = None,
-    name: str | None = None,
-    tools: Iterable[str] | str | None = None,
-    mcp_servers: Iterable[str] | str | None = None,
-    service_tiers: Iterable[str] | str | None = None,
-    speeds: Iterable[str] | str | None = None,
-    inference_geos: Iterable[str] | str | None = None,
-    betas: Iterable[str] | str | None = None,
+    **narrowing: Unpack[Narrowing],
 ) -> Callable[[F], F]:
     """Admit the request only when the signed-in principal has ``role`` (or a role that inherits it).
 
@@ -317,9 +308,7 @@ def requires_role(
     ``PolicyError`` here, at import time. A denial raises ``NotAuthenticated`` (401) or ``AccessDenied``
     (403); ``RBACMiddleware`` turns it into the Anthropic error body, or closes a websocket with code 1008.
     """
-    guard = Guard.declare(
-        role, models, max_tokens, rpm, name, tools, mcp_servers, service_tiers, speeds, inference_geos, betas
-    )
+    guard = Guard.declare(role, **narrowing)
 
     def decorator(func: F) -> F:
         _check_endpoint(func)

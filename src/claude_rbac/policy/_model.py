@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Final, Literal, TypedDict
 
 from ..errors import PolicyError, PolicyProblem
 from ._grants import DEFAULT_GRANTS, GRANT_KEYS, GrantMatchers, grant_problem
@@ -21,6 +21,7 @@ __all__ = [
     "Decision",
     "FieldValues",
     "Mode",
+    "Narrowing",
     "OnExcess",
     "Principal",
     "Role",
@@ -162,6 +163,29 @@ class _AllOf:
 
     def __call__(self, model: str) -> bool:
         return all(matcher(model) for matcher in self.matchers)
+
+
+class Narrowing(TypedDict, total=False):
+    """The keywords that narrow a role on one route or client (``requires_role``'s, ``rbac.client``'s).
+
+    Every adapter takes them as ``**narrowing`` and hands them on unread, so a new lever is added here and in
+    :meth:`Scope.build` only. Each narrows, never widens: the role's own grant still applies.
+    """
+
+    models: Iterable[str] | str | None
+    """Model names or patterns the route allows (within the role's)."""
+    max_tokens: int | None
+    """A lower ``max_tokens`` cap for the route."""
+    rpm: int | None
+    """A requests-per-minute limit of the route's own, per principal."""
+    name: str | None
+    """Labels the route's own RPM bucket (default: derived from the narrowing)."""
+    tools: Iterable[str] | str | None
+    mcp_servers: Iterable[str] | str | None
+    service_tiers: Iterable[str] | str | None
+    speeds: Iterable[str] | str | None
+    inference_geos: Iterable[str] | str | None
+    betas: Iterable[str] | str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from claude_rbac import RBAC, PolicyError, Principal, RBACError
 from claude_rbac.integrations.fastapi import ClaudeRBAC, rbac_exception_handler, requires_role
-from claude_rbac.policy import GRANT_KEYS
+from claude_rbac.policy import GRANT_KEYS, Narrowing
 from claude_rbac.testing import FakeClaude
 
 from .conftest import TOKENS, bearer, closing_lifespan, route_decisions, uvicorn_server
@@ -84,7 +84,8 @@ def test_claude_rbac_answers_denials_on_uvicorn(make_rbac: Any, fake_claude: Fak
 
 def test_claude_requires_role_has_the_shared_signature_and_checks_the_role_at_once(rbac: RBAC) -> None:
     claude = ClaudeRBAC(rbac=rbac, principal_loader=current_principal)
-    assert list(inspect.signature(claude.requires_role).parameters) == SHARED
+    assert list(inspect.signature(claude.requires_role).parameters) == ["role", "narrowing"]
+    assert list(Narrowing.__annotations__) == SHARED[1:]
     with pytest.raises(PolicyError, match="superuser"):
         claude.requires_role("superuser")
     with pytest.raises(TypeError, match="RBAC"):

@@ -18,9 +18,10 @@ from typing import Any, ClassVar, TypeVar
 from asgiref.sync import iscoroutinefunction
 from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
 from django.views import View as DjangoView  # type: ignore[import-untyped]
+from typing_extensions import Unpack
 
 from ...errors import RBACError
-from ...policy import Principal
+from ...policy import Narrowing, Principal
 from .._kernel import GUARD_ATTRIBUTE, Admission, Guard
 from .clients import ADMISSION_ATTRIBUTE, bind_clients, error_response, route_of
 from .principals import aprincipal_of, principal_of
@@ -80,17 +81,7 @@ async def _guarded_call(guard: Guard, view: Callable[..., Any], request: Any, ar
 
 def requires_role(
     role: str,
-    *,
-    models: Iterable[str] | str | None = None,
-    max_tokens: int | None = None,
-    rpm: int | None = None,
-    name: str | None = None,
-    tools: Iterable[str] | str | None = None,
-    mcp_servers: Iterable[str] | str | None = None,
-    service_tiers: Iterable[str] | str | None = None,
-    speeds: Iterable[str] | str | None = None,
-    inference_geos: Iterable[str] | str | None = None,
-    betas: Iterable[str] | str | None = None,
+    **narrowing: Unpack[Narrowing],
 ) -> Callable[[View], View]:
     """Let the view run only for ``role`` or a role that inherits it; sync and async views alike.
 
@@ -100,9 +91,7 @@ def requires_role(
     ``django.utils.decorators.method_decorator``, ``dispatch`` of an async class-based view included;
     several guards on one request intersect.
     """
-    guard = Guard.declare(
-        role, models, max_tokens, rpm, name, tools, mcp_servers, service_tiers, speeds, inference_geos, betas
-    )
+    guard = Guard.declare(role, **narrowing)
 
     def decorator(view: View) -> View:
         if iscoroutinefunction(view):
