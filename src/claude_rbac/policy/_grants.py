@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Final
 
+from ._patterns import GlobMatcher
 from ._workspaces import redact
 
 __all__ = [
@@ -102,29 +103,12 @@ def _translate(pattern: str) -> str:
     return "".join("[!-~]*" if char == "*" else "[!-~]" if char == "?" else re.escape(char) for char in pattern)
 
 
-class ValueMatcher:
-    """Answers "does this value match one of the patterns?", with a bounded memo (like the model matcher)."""
+class ValueMatcher(GlobMatcher):
+    """Answers "does this value match one of the patterns?" (``*`` and ``?`` stay within printable ASCII)."""
 
-    __slots__ = ("_cache", "_exact", "_regex", "patterns")
-
-    def __init__(self, patterns: Iterable[str]) -> None:
-        self.patterns: tuple[str, ...] = tuple(dict.fromkeys(patterns))
-        self._exact = frozenset(p for p in self.patterns if "*" not in p and "?" not in p)
-        globs = [p for p in self.patterns if p not in self._exact]
-        self._regex = re.compile("|".join(f"(?:{_translate(p)})" for p in globs)) if globs else None
-        self._cache: dict[str, bool] = {}
-
-    def __call__(self, value: str) -> bool:
-        hit = self._cache.get(value)
-        if hit is not None:
-            return hit
-        matched = value in self._exact or (
-            self._regex is not None and len(value) <= MAX_VALUE and self._regex.fullmatch(value) is not None
-        )
-        if len(self._cache) >= _CACHE_SIZE:
-            self._cache.clear()
-        self._cache[value] = matched
-        return matched
+    __slots__ = ()
+    max_length = MAX_VALUE
+    translate = staticmethod(_translate)
 
     def any(self, names: Iterable[str]) -> bool:
         return any(self(name) for name in names)

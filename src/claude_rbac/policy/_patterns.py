@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import ClassVar
 
 from ._workspaces import redact
 
-__all__ = ["MAX_MODEL_NAME", "ModelMatcher", "describe_patterns", "pattern_problem"]
+__all__ = ["MAX_MODEL_NAME", "GlobMatcher", "ModelMatcher", "describe_patterns", "pattern_problem"]
 
 MAX_MODEL_NAME = 256
 _PATTERN_CHARS = re.compile(r"[a-z0-9._:@/*?-]+")
@@ -54,33 +55,46 @@ def _translate(pattern: str) -> str:
     return "".join(parts)
 
 
-class ModelMatcher:
-    """Answers "does this model name match one of the patterns?", with a bounded memo.
+class GlobMatcher:
+    """Answers "does this name match one of the patterns?": a set lookup for exact names, one regex for the globs.
 
-    The memo keeps the per-call check at a dict lookup; it is cleared when full, so model names
-    an attacker makes up cannot grow it without bound.
+    A bounded memo keeps the per-call check at a dict lookup; it is cleared when full, so names an attacker
+    makes up cannot grow it without bound. Subclasses say how a glob translates and how long a name may be.
     """
 
     __slots__ = ("_cache", "_exact", "_regex", "patterns")
+    max_length: ClassVar[int]
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self.patterns: tuple[str, ...] = tuple(dict.fromkeys(patterns))
         self._exact = frozenset(p for p in self.patterns if "*" not in p and "?" not in p)
         globs = [p for p in self.patterns if p not in self._exact]
-        self._regex = re.compile("|".join(f"(?:{_translate(p)})" for p in globs)) if globs else None
+        self._regex = re.compile("|".join(f"(?:{self.translate(p)})" for p in globs)) if globs else None
         self._cache: dict[str, bool] = {}
 
-    def __call__(self, model: str) -> bool:
-        hit = self._cache.get(model)
+    @staticmethod
+    def translate(pattern: str) -> str:
+        raise NotImplementedError
+
+    def __call__(self, name: str) -> bool:
+        hit = self._cache.get(name)
         if hit is not None:
             return hit
-        matched = model in self._exact or (
-            self._regex is not None and len(model) <= MAX_MODEL_NAME and self._regex.fullmatch(model) is not None
+        matched = name in self._exact or (
+            self._regex is not None and len(name) <= self.max_length and self._regex.fullmatch(name) is not None
         )
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.clear()
-        self._cache[model] = matched
+        self._cache[name] = matched
         return matched
+
+
+class ModelMatcher(GlobMatcher):
+    """Answers "does this model name match one of the patterns?" (``*`` and ``?`` stay within model-id characters)."""
+
+    __slots__ = ()
+    max_length = MAX_MODEL_NAME
+    translate = staticmethod(_translate)
 
     def __repr__(self) -> str:
         return f"ModelMatcher({list(self.patterns)!r})"
