@@ -316,7 +316,7 @@ REASONS: Final[dict[str, Reason]] = {
             "spend_limit_exceeded",
             RateLimited,
             "The spend limit for this period is used up.",
-            "The {scope} spend limit for this {period} (UTC) is used up; it resets at {reset}.",
+            "{scope} spend limit for this {period} (UTC) is used up; it resets at {reset}.",
         ),
         _reason("backend_unavailable", BackendUnavailable, UNAVAILABLE),
     )

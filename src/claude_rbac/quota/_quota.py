@@ -284,7 +284,9 @@ def _spend_message(bucket: Bucket, now: float) -> str:
         )
     _, ends = bucket.window(now)
     reset = dt.datetime.fromtimestamp(ends, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return message_for("spend_limit_exceeded", "", scope=scope, period=bucket.period, reset=reset)
+    return message_for(
+        "spend_limit_exceeded", "", scope=scope[:1].upper() + scope[1:], period=bucket.period, reset=reset
+    )
 
 
 def _counts(outcome: Outcome) -> list[tuple[Bucket, int, float]]:
