@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,26 @@ def test_the_docs_install_what_the_readme_installs(framework: str, title: str) -
     assert readme_line is not None
     assert docs_line is not None
     assert docs_line.group(0) == readme_line.group(0)
+
+
+def test_the_spend_example(
+    fake_claude: FakeClaude, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-api03-readme-example-0000000000000000000000000000-READ")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_claude.url)
+    toml, snippet = re.findall(
+        r"```(?:toml|python)\n(.*?)```", README.split("## Spend in dollars", 1)[1].split("\n## ", 1)[0], re.S
+    )
+    monkeypatch.setenv("STAGING_KEY", "sk-ant-api03-readme-example-0000000000000000000000000000-STAG")
+    from claude_rbac import Policy
+    from claude_rbac.policy._read import tomllib
+
+    policy = Policy.from_dict({"version": 1, **tomllib.loads(toml)})
+    assert policy.roles["intern"].workspace_spend.month == 200_000_000
+    exec(compile(snippet, "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("429 spend_limit_exceeded ")
+    scope, period, limit, used, remaining, _ = out[1].split(" ", 5)
+    assert (scope, period, limit) == ("principal", "day", "0.001")
+    assert Decimal(used) > 0
+    assert Decimal(used) + Decimal(remaining) == Decimal("0.001") or Decimal(remaining) == 0

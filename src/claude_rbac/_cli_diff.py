@@ -11,14 +11,16 @@ import sys
 from typing import Any
 
 from .errors import PolicyError
-from .policy import Change, Policy, PolicyDiff, RoleDiff, diff_policies, gain_hits, limit_settings
+from .policy import Change, Policy, PolicyDiff, RoleDiff, diff_policies, dollars_of, gain_hits, limit_settings
 
 __all__ = ["add_diff_command", "render_diff"]
 
 _MARKS = {"gain": "+", "loss": "-", "change": "~"}
 
 
-def _shown(value: Any, other: Any) -> str:
+def _shown(value: Any, other: Any, setting: str = "") -> str:
+    if "spend." in setting and isinstance(value, int) and not isinstance(value, bool):
+        return f"${dollars_of(value)}"  # stored in micro-dollars, written in dollars
     if value is None or value == "":
         return "unlimited" if isinstance(other, int) and not isinstance(other, bool) else "(none)"
     if isinstance(value, bool):
@@ -40,7 +42,8 @@ def _lines(change: Change) -> list[str]:
                 note = "" if now_listed == expected else (" (added)" if now_listed else " (removed)")
                 lines.append(f"  {mark} {change.setting} {item}{note}{where}")
         return lines
-    before, after = _shown(change.before, change.after), _shown(change.after, change.before)
+    before = _shown(change.before, change.after, change.setting)
+    after = _shown(change.after, change.before, change.setting)
     return [f"  {_MARKS[change.direction]} {change.setting} {before} -> {after}{where}"]
 
 
@@ -52,7 +55,7 @@ def _added_or_removed(diff: RoleDiff) -> list[str]:
         if value is None and change.setting in limit_settings():
             unlimited.append(change.setting)
         elif value not in (None, [], "", False):
-            lines.append(f"  {mark} {change.setting} {_shown(value, None)}")
+            lines.append(f"  {mark} {change.setting} {_shown(value, None, change.setting)}")
     if unlimited:
         lines.append(f"  {mark} unlimited: {', '.join(unlimited)}")
     return lines

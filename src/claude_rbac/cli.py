@@ -19,7 +19,9 @@ from ._cli_test import add_test_command
 from ._version import __version__
 from .enforcement import KeyRing
 from .errors import PolicyError
-from .policy import CallPlan, ModelMatcher, Policy, Principal, Role, probe
+from .policy import CallPlan, ModelMatcher, Policy, Principal, Role, dollars_of, estimate_input_tokens, probe
+from .policy._reserve import reserve
+from .policy.prices import MissingPrice
 
 __all__ = ["main"]
 
@@ -208,6 +210,26 @@ def cmd_explain(args: argparse.Namespace) -> int:
     ):
         if value is not None:
             print(f"  limit: {name} {value}")
+    for name, spend in (
+        ("spend", role.spend),
+        ("pool.spend", role.pool_spend),
+        ("workspace.spend", role.workspace_spend),
+    ):
+        for period, micro in (("day", spend.day), ("month", spend.month)):
+            if micro is not None:
+                print(f"  limit: {name}.{period} ${dollars_of(micro)} (UTC {period})")
+    if role.spends:
+        body = {"model": args.model, "max_tokens": decision.max_tokens_effective or 1, **fields}
+        try:
+            reserved = reserve(
+                body, policy.prices, input_tokens=estimate_input_tokens(body), runs=[(args.model, body["max_tokens"])]
+            )
+            print(
+                f"  reserves: ${dollars_of(reserved)} before the call (its worst case: the prompt estimate as cache"
+                " writes at the dearest TTL or as input, max_tokens as output, each server tool at max_uses)"
+            )
+        except (MissingPrice, ValueError) as exc:
+            print(f"  reserves: nothing, the call is refused: {exc}")
     if role.workspace:
         print(f"  workspace: {role.workspace}")
     return 0

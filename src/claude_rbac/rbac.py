@@ -40,7 +40,7 @@ from .policy import (
     TokenEstimator,
     format_org_ids,
 )
-from .quota import Bucket, Quota, warn_if_memory_in_many_workers
+from .quota import Bucket, Quota, SpendRecorder, SpendWindow, spend_windows, warn_if_memory_in_many_workers
 
 __all__ = ["RBAC"]
 
@@ -82,13 +82,22 @@ class RBAC:
         warn_multiprocess: bool = True,
         reload: ReloadMode = "manual",
         on_reload_error: OnReloadError = "keep",
+        spend_recorder: SpendRecorder | None = None,
     ) -> None:
+        """``spend_recorder`` receives each settled call's exact cost, off the request path, for a daily spend
+        ledger (see :class:`~claude_rbac.quota.SpendRecorder`); ``None``: no ledger."""
         loaded = load_policy(policy)
         try:
             org_ids = format_org_ids(allowed_org_ids) if allowed_org_ids is not None else None
         except ValueError as exc:
             raise PolicyError([PolicyProblem(str(exc), "RBAC(allowed_org_ids=...)")]) from None
-        self.quota = Quota(storage, key_prefix=key_prefix, storage_options=storage_options, async_storage=async_storage)
+        self.quota = Quota(
+            storage,
+            key_prefix=key_prefix,
+            storage_options=storage_options,
+            async_storage=async_storage,
+            spend_recorder=spend_recorder,
+        )
         if warn_multiprocess:
             warn_if_memory_in_many_workers(storage)
         self.auditor = Auditor(
@@ -194,8 +203,8 @@ class RBAC:
         The keywords are :class:`~claude_rbac.policy.Narrowing`'s: ``models``, ``max_tokens``, ``rpm``, ``name``
         and the request-field grants (``tools``, ``mcp_servers``, ``service_tiers``, ``speeds``,
         ``inference_geos``, ``betas``); a value must match the role's grant and the route's."""
-        given = {name: _hashable(value) for name, value in narrowing.items() if value is not None}
-        key = tuple(sorted(given.items()))
+        given = {name: _settled(value) for name, value in narrowing.items() if value is not None}
+        key = tuple(sorted((name, _key_of(value)) for name, value in given.items()))
         scope = self._scopes.get(key)
         if scope is None:
             scope = Scope.build(**given)  # type: ignore[arg-type]  # the same keys, names made hashable
@@ -328,6 +337,39 @@ class RBAC:
         buckets = self._request_buckets(principal, scope)
         return _as_limits(await self.quota.aremaining(buckets)) if buckets else []
 
+    def spend(self, principal: Principal | None, *, scope: Scope | None = None) -> list[SpendWindow]:
+        """The principal's spend windows now, one per limit that applies (day and month; the principal's own,
+        the route ``scope``'s, the role pool's, the workspace's): limit, used and remaining in exact ``Decimal``
+        dollars, and when each resets (UTC midnight, the first of the month). ``[]`` when none applies.
+
+        ``used`` of a pool or workspace window is what everyone sharing it spent: show it only to whom may see it.
+        """
+        buckets = self._spend_buckets(principal, scope)
+        return spend_windows(self.quota.counts(buckets)) if buckets else []
+
+    async def aspend(self, principal: Principal | None, *, scope: Scope | None = None) -> list[SpendWindow]:
+        """:meth:`spend` for async code (never blocks the event loop)."""
+        buckets = self._spend_buckets(principal, scope)
+        return spend_windows(await self.quota.acounts(buckets)) if buckets else []
+
+    def _spend_buckets(self, principal: Principal | None, scope: Scope | None) -> tuple[Bucket, ...]:
+        generation = self.enforcer.generation
+        role = generation.role_of(principal)
+        if role is None or principal is None:
+            return ()
+        chosen = scope or UNRESTRICTED
+        limits = {"principal": role.spend, "route": chosen.spend, "pool": role.pool_spend}
+        limits["workspace"] = role.workspace_spend
+        return self.quota.buckets(
+            role=role.name,
+            principal_id=principal.id,
+            rpm=None,
+            scope_name=chosen.name,
+            spend={name: (each.day, each.month) for name, each in limits.items() if each},
+            workspace=generation.workspace_of(role),
+            micro_usd=1,
+        )
+
     def _request_buckets(self, principal: Principal | None, scope: Scope | None) -> tuple[Bucket, ...]:
         role = self.policy.role(principal.role) if principal is not None else None
         if role is None or principal is None:
@@ -345,8 +387,15 @@ def _as_limits(rows: Iterable[tuple[Bucket, int, float]]) -> list[dict[str, Any]
     ]
 
 
-def _hashable(value: object) -> object:
-    """A narrowing value as a cache key: a list or set of names becomes a tuple (in order; order is harmless)."""
-    if isinstance(value, str | int):
+def _settled(value: object) -> object:
+    """A narrowing value read once: a generator of names becomes a tuple, so the key and the scope see the same."""
+    if isinstance(value, str | int | Mapping) or not isinstance(value, Iterable):
         return value
-    return tuple(value) if isinstance(value, Iterable) else value
+    return tuple(value)
+
+
+def _key_of(value: object) -> object:
+    """A narrowing value as a cache key (``spend={"day": 0.5}`` is a mapping)."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), repr(v)) for k, v in value.items()))
+    return value

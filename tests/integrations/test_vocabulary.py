@@ -31,6 +31,7 @@ SHARED = [
     "speeds",
     "inference_geos",
     "betas",
+    "spend",
 ]
 
 

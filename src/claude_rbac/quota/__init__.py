@@ -3,13 +3,20 @@
 ``redis`` is imported only when a Redis URI is used, so the core install governs calls on ``memory://``.
 """
 
-from ._buckets import Bucket, BucketKind, Held, Reservation, Strategy, plan_buckets
+from ._buckets import MICRO_USD, Bucket, BucketKind, Held, Reservation, SpendScope, Strategy, plan_buckets
+from ._ledger import SpendRecorder
 from ._memory import LazyMemoryStorage
 from ._quota import Quota, StorageFailure, Used
+from ._report import SpendWindow, spend_windows
 from ._storage import async_storage_uri
 from ._workers import WORKER_SOURCES, Workers, detect_workers, find_workers, warn_if_memory_in_many_workers
 
 __all__ = [
+    "MICRO_USD",
+    "SpendRecorder",
+    "SpendScope",
+    "SpendWindow",
+    "spend_windows",
     "Bucket",
     "BucketKind",
     "Held",

@@ -27,7 +27,7 @@ from claude_rbac.testing import FakeClaude
 
 from .conftest import TOKENS, bearer, closing_lifespan, route_decisions, uvicorn_server
 
-SHARED = ["role", "models", "max_tokens", "rpm", "name", *GRANT_KEYS]
+SHARED = ["role", "models", "max_tokens", "rpm", "name", *GRANT_KEYS, "spend"]
 """``requires_role``'s keywords in every integration (tests/integrations/test_vocabulary.py)."""
 
 HAIKU, OPUS = "claude-haiku-4-5", "claude-opus-4-7"
