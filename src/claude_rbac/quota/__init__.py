@@ -4,6 +4,7 @@
 """
 
 from ._buckets import Bucket, BucketKind, Held, Reservation, Strategy, plan_buckets
+from ._ledger import DAY_TTL, LedgerRow, RoleTotal, SpendLedger, SpendReport, dollars
 from ._memory import LazyMemoryStorage
 from ._quota import Quota, StorageFailure, Used
 from ._storage import async_storage_uri
@@ -12,10 +13,15 @@ from ._workers import WORKER_SOURCES, Workers, detect_workers, find_workers, war
 __all__ = [
     "Bucket",
     "BucketKind",
+    "DAY_TTL",
     "Held",
     "LazyMemoryStorage",
+    "LedgerRow",
     "Quota",
     "Reservation",
+    "RoleTotal",
+    "SpendLedger",
+    "SpendReport",
     "StorageFailure",
     "Strategy",
     "Used",
@@ -23,6 +29,7 @@ __all__ = [
     "Workers",
     "async_storage_uri",
     "detect_workers",
+    "dollars",
     "find_workers",
     "plan_buckets",
     "warn_if_memory_in_many_workers",
