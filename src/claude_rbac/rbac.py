@@ -40,7 +40,7 @@ from .policy import (
     as_patterns,
     format_org_ids,
 )
-from .quota import Bucket, Quota, warn_if_memory_in_many_workers
+from .quota import DAY_TTL, Bucket, Quota, SpendLedger, warn_if_memory_in_many_workers
 
 __all__ = ["RBAC"]
 
@@ -82,6 +82,8 @@ class RBAC:
         warn_multiprocess: bool = True,
         reload: ReloadMode = "manual",
         on_reload_error: OnReloadError = "keep",
+        spend_ledger: bool = True,
+        spend_ledger_days: int = DAY_TTL,
     ) -> None:
         loaded = load_policy(policy)
         try:
@@ -99,6 +101,13 @@ class RBAC:
             events=audit_events,
             logger_provider=logger_provider,
         )
+        self.spend_ledger: SpendLedger | None = (
+            SpendLedger.of(self.quota, ttl_days=spend_ledger_days, principal_id=self.auditor.recorded_id)
+            if spend_ledger
+            else None
+        )
+        """The daily spend ledger (``docs/spend-ledger.md``): each priced call's exact cost per principal and role
+        per UTC day, on the quota's storage, principal ids as the audit trail keeps them (``audit_user_id``)."""
         options = dict(client_options or {})
         self.enforcer = Enforcer(
             loaded,
