@@ -115,7 +115,8 @@ def test_added_and_removed_roles(capsys: pytest.CaptureFixture[str], tmp_path: P
         "  + tools custom",
         "  + service_tiers auto",
         "  + speeds standard",
-        "  + unlimited: max_tokens, tpm, budget.day, budget.month, pool.tpm, pool.budget.day, pool.budget.month",
+        "  + unlimited: max_tokens, tpm, budget.day, budget.month, pool.tpm, pool.budget.day, pool.budget.month,"
+            " spend.day, spend.month, pool.spend.day, pool.spend.month, workspace.spend.day, workspace.spend.month",
     ]
     assert lines[-1] == "gate --fail-on-gain models=claude-opus-*: role ops gains models claude-opus-*"
 

@@ -222,6 +222,7 @@ REASONS: Final[dict[str, Reason]] = {
             "Role {role!r} may not use model {model!r}.",
             route="This route allows only {patterns}, not model {model!r}.",
             field="This client does not govern the model named in {field}, so it refuses the request.",
+            unpriced="Role {role!r} has a spend limit and model {model!r} has no price: {why}.",
         ),
         _reason(
             "max_tokens_exceeded",
@@ -311,7 +312,12 @@ REASONS: Final[dict[str, Reason]] = {
             tokens="Too many tokens per minute; retry later.",
         ),
         _reason("token_budget_exceeded", RateLimited, "The token budget for this period is used up."),
-        _reason("spend_limit_exceeded", RateLimited, "The spend limit for this period is used up."),
+        _reason(
+            "spend_limit_exceeded",
+            RateLimited,
+            "The spend limit for this period is used up.",
+            "The {scope} spend limit for this {period} (UTC) is used up; it resets at {reset}.",
+        ),
         _reason("backend_unavailable", BackendUnavailable, UNAVAILABLE),
     )
 }

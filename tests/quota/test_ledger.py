@@ -11,7 +11,8 @@ import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claude_rbac.quota import LedgerRow, Quota, SpendLedger, SpendReport, StorageFailure, dollars
+from claude_rbac.policy import dollars_of
+from claude_rbac.quota import LedgerRow, SpendLedger, SpendRecorder, SpendReport, StorageFailure
 from tests.support.redis import free_port
 
 DAY = dt.datetime.now(dt.timezone.utc).date()
@@ -119,24 +120,22 @@ def test_on_redis_one_hash_per_day_with_a_hash_tag_and_an_expiry(redis_url: str,
     ledger.close()
 
 
-def test_the_ledger_beside_a_quota_shares_its_storage_and_another_process_reads_it(
-    redis_url: str, key_prefix: str
-) -> None:
-    quota = Quota(redis_url, key_prefix=key_prefix, clock=lambda: NOON)
-    beside = SpendLedger.of(quota)
-    beside.record(DAY, "uma", "user", 5, 1)
-    assert beside.today() == DAY
+def test_another_process_reads_what_one_wrote(redis_url: str, key_prefix: str) -> None:
+    writer = ledger_for(redis_url, key_prefix)
+    assert isinstance(writer, SpendRecorder)  # the quota's settlement hook
+    writer.record(DAY, "uma", "user", 5, 1)
     reader = SpendLedger(redis_url, key_prefix=key_prefix)  # what the CLI builds
     assert reader.report(DAY).rows == (LedgerRow("uma", "user", 5, 1),)
-    beside.close()  # shares the quota's connections: closing it leaves them open
-    beside.record(DAY, "uma", "user", 5, 1)
+    writer.close()
+    writer.record(DAY, "uma", "user", 5, 1)  # a closed ledger connects again
     assert reader.report(DAY).rows == (LedgerRow("uma", "user", 10, 2),)
+    assert SpendLedger(redis_url, key_prefix=key_prefix + "x").report(DAY).rows == ()  # another app's prefix
     reader.close()
-    quota.close()
+    writer.close()
 
 
-def test_a_memory_ledger_beside_a_memory_quota_is_its_own_table() -> None:
-    ledger = SpendLedger.of(Quota("memory://", clock=lambda: NOON))
+def test_a_memory_ledger_is_its_own_table() -> None:
+    ledger = SpendLedger(clock=lambda: NOON)
     ledger.record(DAY, "uma", "user", 5, 1)
     assert ledger.report().rows == (LedgerRow("uma", "user", 5, 1),)
     assert SpendLedger().report(DAY).rows == ()  # another process (or ledger) does not see it
@@ -178,7 +177,7 @@ def test_reports_are_the_exact_sums_of_what_was_recorded(records: list[tuple[str
         ledger.record(DAY, principal, role, micro, 1)
     report = ledger.report(DAY)
     assert report.micro_dollars == sum(micro for *_, micro in records)
-    assert report.dollars == sum((dollars(micro) for *_, micro in records), Decimal(0))
+    assert report.dollars == sum((dollars_of(micro) for *_, micro in records), Decimal(0))
     assert sum(total.micro_dollars for total in report.roles) == report.micro_dollars
     assert report.calls == len(records)
     assert [row.micro_dollars for row in report.rows] == sorted(

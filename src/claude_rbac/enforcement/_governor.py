@@ -181,7 +181,7 @@ class Governor(Middleware):
             url,
             request.json,
             estimate=enforcer.token_estimator,
-            count_tokens=role is not None and role.counts_tokens,
+            count_tokens=role is not None and (role.counts_tokens or bool(binding.scope.spend)),
             enforce=enforced,
             nonstreaming_limit=NONSTREAMING_MAX_TOKENS if long_request else None,
             headers=request.headers,

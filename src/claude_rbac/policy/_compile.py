@@ -7,6 +7,7 @@ pasted key (see :func:`~._workspaces.redact`). Nothing in this module runs per r
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,9 +17,12 @@ from ..errors import PolicyError, PolicyProblem
 from ._grants import DEFAULT_GRANTS, GRANT_KEYS, grant_problem
 from ._model import Budget, Mode, OnExcess, Role, Settings
 from ._patterns import ModelMatcher, pattern_problem
+from ._price_schema import overridden, shipped_prices
+from ._prices import PriceTable
 from ._revision import revision_problem
+from ._spend import Spend, dollars_of, sdk_models
 from ._values import MAX_TOKENS_CEILING, limit_problem
-from ._workspaces import KEY_LITERAL, compile_key_settings, redact
+from ._workspaces import KEY_LITERAL, compile_key_settings, parse_spend, redact
 
 __all__ = ["CompiledPolicy", "compile_policy"]
 
@@ -34,6 +38,7 @@ TOP_LEVEL_KEYS: Final = frozenset(
         "allowed_org_ids",
         "revoked",
         "strict",
+        "prices",
     }
 )
 ROLE_KEYS: Final = frozenset(
@@ -47,6 +52,7 @@ ROLE_KEYS: Final = frozenset(
         "tpm",
         "budget",
         "pool",
+        "spend",
         "workspace",
         "mode",
         "batches",
@@ -55,7 +61,7 @@ ROLE_KEYS: Final = frozenset(
     }
 )
 BUDGET_KEYS: Final = frozenset({"day", "month"})
-POOL_KEYS: Final = frozenset({"tpm", "budget"})
+POOL_KEYS: Final = frozenset({"tpm", "budget", "spend"})
 ROLE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 MODES: Final = ("enforce", "shadow")
 BATCH_ACCESS: Final = ("own", "all")
@@ -176,18 +182,21 @@ class _RoleSpec:
         self.rpm = _limit(spec.get("rpm"), problems, name, "rpm")
         self.tpm = _limit(spec.get("tpm"), problems, name, "tpm")
         self.budget = _budget(spec.get("budget"), problems, name, "budget")
+        self.spend = parse_spend(spec.get("spend"), "spend", problems.add, name)
         self.pool_tpm: int | None = None
         self.pool_budget = Budget()
+        self.pool_spend = Spend()
         pool = spec.get("pool")
         if pool is not None:
             if not isinstance(pool, Mapping):
-                problems.add("must be a table with `tpm` and/or `budget`", role=name, field="pool")
+                problems.add("must be a table with `tpm`, `budget` and/or `spend`", role=name, field="pool")
             else:
                 for key in pool:
                     if key not in POOL_KEYS:
                         problems.add(f"unknown key {redact(key)}", role=name, field=f"pool.{key}")
                 self.pool_tpm = _limit(pool.get("tpm"), problems, name, "pool.tpm")
                 self.pool_budget = _budget(pool.get("budget"), problems, name, "pool.budget")
+                self.pool_spend = parse_spend(pool.get("spend"), "pool.spend", problems.add, name)
         workspace = spec.get("workspace")
         if workspace is not None and not isinstance(workspace, str):
             problems.add("must be the name of a workspace", role=name, field="workspace")
@@ -241,7 +250,7 @@ def _find_cycles(specs: Mapping[str, _RoleSpec], problems: _Problems) -> bool:
 def _inherit(attr: str, spec: _RoleSpec, chain: Sequence[_RoleSpec]) -> Any:
     for candidate in (spec, *chain):
         value = getattr(candidate, attr)
-        if value is not None and value != Budget():
+        if value is not None and value != Budget() and value != Spend():
             return value
     return getattr(spec, attr)
 
@@ -294,16 +303,45 @@ def _compile_roles(roles: Mapping[str, Any], problems: _Problems, strict: bool) 
             budget=_inherit("budget", spec, chain),
             pool_tpm=_inherit("pool_tpm", spec, chain),
             pool_budget=_inherit("pool_budget", spec, chain),
+            spend=_inherit("spend", spec, chain),
+            pool_spend=_inherit("pool_spend", spec, chain),
             workspace=_inherit("workspace", spec, chain),
             mode=_inherit("mode", spec, chain),
             batches=_inherit("batches", spec, chain) or "own",
             strict=next((each.strict for each in (spec, *chain) if each.strict is not None), strict),
-            **{key: _granted(key, spec, chain) for key in GRANT_KEYS},
+            **{key: _granted(key, spec, chain) for key in GRANT_KEYS},  # type: ignore[arg-type]
             own_models=spec.models,
             own_keys=frozenset(key for key in spec.keys if key in ROLE_KEYS),
             matcher=ModelMatcher(models),
         )
     return compiled
+
+
+def _with_workspace_spend(role: Role, workspaces: Mapping[str, Any], default: str | None) -> Role:
+    """The role with its workspace's spend limit (its own workspace, else the policy's default one)."""
+    workspace = workspaces.get(role.workspace or default or "")
+    if workspace is None or not workspace.spend:
+        return role
+    return dataclasses.replace(role, workspace_spend=workspace.spend)
+
+
+def _check_priced(roles: Mapping[str, Role], prices: PriceTable, problems: _Problems) -> None:
+    """A role that spends may call only priced models: every SDK model its patterns allow must have a price."""
+    for role in roles.values():
+        if not role.allowed or not role.spends:
+            continue
+        unpriced = sorted(model for model in sdk_models() if role.matcher(model) and prices.price_for(model) is None)
+        if unpriced:
+            where = "its own" if role.spend else "its pool's" if role.pool_spend else "its workspace's"
+            limit = role.spend or role.pool_spend or role.workspace_spend
+            shown = ", ".join(f"${dollars_of(v)}/{p}" for p, v in (("day", limit.day), ("month", limit.month)) if v)
+            problems.add(
+                f"has a spend limit ({where}, {shown}) but may call {', '.join(unpriced[:5])}"
+                f"{' and more' if len(unpriced) > 5 else ''}, which the price table has no price for: add"
+                ' `[prices."<model>"]` to the policy or narrow `models` (a spend limit never counts a call as $0)',
+                role=role.name,
+                field="models",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +392,12 @@ def compile_policy(
         problems.add(problem, field="revision")
         revision = None
     keys = compile_key_settings(data, roles, problems.add)
+    raw_prices = data.get("prices")
+    prices, price_problems = overridden(shipped_prices(), raw_prices, source)
+    problems.items.extend(price_problems)
+    roles = {name: _with_workspace_spend(role, keys.workspaces, keys.default_workspace) for name, role in roles.items()}
+    if prices is not None:
+        _check_priced(roles, prices, problems)
     problems.raise_if_any()
     settings = Settings(
         mode=mode,
@@ -362,5 +406,7 @@ def compile_policy(
         allowed_org_ids=keys.allowed_org_ids,
         revoked=keys.revoked,
         strict=strict,
+        prices=raw_prices if isinstance(raw_prices, Mapping) else {},
+        price_table=prices,
     )
     return CompiledPolicy(roles, on_excess, settings, revision)

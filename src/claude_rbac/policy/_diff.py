@@ -27,7 +27,13 @@ __all__ = ["Change", "PolicyDiff", "RoleDiff", "diff_policies", "gain_hits", "gl
 
 Direction = Literal["gain", "loss", "change"]
 _HIDDEN = frozenset({"name", "own_models", "inherits"})
-_RENAMED = {"ancestors": "inherits", "pool_tpm": "pool.tpm", "pool_budget": "pool.budget"}
+_RENAMED = {
+    "ancestors": "inherits",
+    "pool_tpm": "pool.tpm",
+    "pool_budget": "pool.budget",
+    "pool_spend": "pool.spend",
+    "workspace_spend": "workspace.spend",
+}
 _TRUE_IS_LOSS = frozenset({"strict"})
 _MORE_IS_LOSS = frozenset({"revoked"})
 

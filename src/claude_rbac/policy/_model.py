@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from ..errors import PolicyError, PolicyProblem
 from ._grants import DEFAULT_GRANTS, GRANT_KEYS, GrantMatchers, grant_problem
 from ._patterns import ModelMatcher, describe_patterns, pattern_problem
+from ._prices import PriceTable
+from ._spend import Spend, micro_dollars
 from ._values import MAX_TOKENS_CEILING, limit_problem
 from ._workspaces import Workspace
 
@@ -81,6 +83,12 @@ class Role:
     budget: Budget = Budget()
     pool_tpm: int | None = None
     pool_budget: Budget = Budget()
+    spend: Spend = Spend()
+    """US dollars per principal per UTC day/month, in micro-dollars."""
+    pool_spend: Spend = Spend()
+    """US dollars the role's principals share per UTC day/month, in micro-dollars."""
+    workspace_spend: Spend = Spend()
+    """The spend limit of the role's workspace (its own or the default), shared by every role there."""
     workspace: str | None = None
     mode: Mode | None = None
     batches: BatchAccess = "own"
@@ -109,7 +117,12 @@ class Role:
     @property
     def counts_tokens(self) -> bool:
         """Whether a call must reserve tokens: the role has a TPM limit, a budget or a pool."""
-        return bool(self.tpm or self.budget or self.pool_tpm or self.pool_budget)
+        return bool(self.tpm or self.budget or self.pool_tpm or self.pool_budget or self.spends)
+
+    @property
+    def spends(self) -> bool:
+        """Whether a call must reserve dollars: the role, its pool or its workspace has a spend limit."""
+        return bool(self.spend or self.pool_spend or self.workspace_spend)
 
     def includes(self, required: str) -> bool:
         """Whether this role is ``required`` or inherits from it (``power`` includes ``user``)."""
@@ -124,12 +137,37 @@ def as_patterns(models: Iterable[str] | str | None) -> tuple[str, ...] | None:
 
 
 def scope_name(
-    models: tuple[str, ...] | None, max_tokens: int | None, rpm: int | None, field_sets: FieldValues = ()
+    models: tuple[str, ...] | None,
+    max_tokens: int | None,
+    rpm: int | None,
+    field_sets: FieldValues = (),
+    spend: Spend = Spend(),
 ) -> str:
-    if models is None and max_tokens is None and rpm is None and not field_sets:
+    if models is None and max_tokens is None and rpm is None and not field_sets and not spend:
         return ""
     name = f"models={','.join(models or ())};max_tokens={max_tokens};rpm={rpm}"
+    if spend:
+        name += f";spend={spend.day},{spend.month}"
     return name + "".join(f";{key}={','.join(patterns)}" for key, patterns in field_sets)
+
+
+def parse_scope_spend(value: object) -> tuple[Spend, list[PolicyProblem]]:
+    """A route's ``spend={"day": 0.50}`` (US dollars) as a :class:`Spend`, or the problems with it."""
+    if value is None:
+        return Spend(), []
+    if not isinstance(value, Mapping) or not value or not set(value) <= {"day", "month"}:
+        return Spend(), [
+            PolicyProblem("must be a mapping with `day` and/or `month` in US dollars", "route scope", field="spend")
+        ]
+    problems: list[PolicyProblem] = []
+    parsed: dict[str, int | None] = {}
+    for period in ("day", "month"):
+        if period in value:
+            micro, problem = micro_dollars(value[period])
+            if problem is not None:
+                problems.append(PolicyProblem(problem, "route scope", field=f"spend.{period}"))
+            parsed[period] = micro
+    return Spend(parsed.get("day"), parsed.get("month")), problems
 
 
 def _scope_problems(
@@ -170,7 +208,10 @@ class Scope:
 
     Several guards on one request (a router's and an endpoint's) intersect: :meth:`intersect` keeps
     every model set (a model must match each), every request-field set (a value must match each of its
-    key's), the lower ``max_tokens`` and the lower ``rpm``.
+    key's), the lower ``max_tokens``, the lower ``rpm`` and the lower ``spend``.
+
+    ``spend`` (micro-dollars per UTC day/month) is a limit of the route's own per principal, counted on top of
+    the role's: it can lower what the principal may spend through this route, never raise the role's.
     """
 
     name: str = ""
@@ -179,6 +220,7 @@ class Scope:
     rpm: int | None = None
     also: tuple[tuple[str, ...], ...] = ()
     """Further model sets a model must match too (from intersected scopes)."""
+    spend: Spend = Spend()
     field_sets: FieldValues = ()
     """``(key, patterns)`` per request-field narrowing (``tools``, ``betas``...): a value must match each set of its
     key, on top of the role's grant. An empty set allows nothing (``tools=[]``: no tools on this route)."""
@@ -202,23 +244,41 @@ class Scope:
         speeds: Iterable[str] | str | None = None,
         inference_geos: Iterable[str] | str | None = None,
         betas: Iterable[str] | str | None = None,
+        spend: Mapping[str, object] | None = None,
     ) -> Scope:
-        """A validated scope; :class:`PolicyError` for a bad declaration (at decoration time)."""
+        """A validated scope; :class:`PolicyError` for a bad declaration (at decoration time).
+
+        ``spend`` is in US dollars: ``{"day": 0.50}`` lowers what a principal may spend per UTC day here."""
         patterns = as_patterns(models)
         given = (tools, mcp_servers, service_tiers, speeds, inference_geos, betas)
         field_sets = tuple(
             (key, as_patterns(value) or ()) for key, value in zip(GRANT_KEYS, given, strict=True) if value is not None
         )
-        if problems := _scope_problems(patterns, max_tokens, rpm, field_sets):
+        limit, spend_problems = parse_scope_spend(spend)
+        if problems := [*_scope_problems(patterns, max_tokens, rpm, field_sets), *spend_problems]:
             raise PolicyError(problems)
         if name is None:
-            name = scope_name(patterns, max_tokens, rpm, field_sets)
+            name = scope_name(patterns, max_tokens, rpm, field_sets, limit)
         matcher = ModelMatcher(patterns) if patterns is not None else None
-        return cls(name=name, models=patterns, max_tokens=max_tokens, rpm=rpm, field_sets=field_sets, matcher=matcher)
+        return cls(
+            name=name,
+            models=patterns,
+            max_tokens=max_tokens,
+            rpm=rpm,
+            spend=limit,
+            field_sets=field_sets,
+            matcher=matcher,
+        )
 
     @property
     def narrows(self) -> bool:
-        return self.models is not None or self.max_tokens is not None or self.rpm is not None or bool(self.field_sets)
+        return (
+            self.models is not None
+            or self.max_tokens is not None
+            or self.rpm is not None
+            or bool(self.spend)
+            or bool(self.field_sets)
+        )
 
     @property
     def model_sets(self) -> tuple[tuple[str, ...], ...]:
@@ -245,6 +305,7 @@ class Scope:
             models=sets[0] if sets else None,
             max_tokens=min_cap(self.max_tokens, other.max_tokens),
             rpm=min_cap(self.rpm, other.rpm),
+            spend=self.spend.narrowed(other.spend),
             also=sets[1:],
             field_sets=tuple(dict.fromkeys((*self.field_sets, *other.field_sets))),
             matcher=matcher,
@@ -276,6 +337,10 @@ class Settings:
     """Fingerprints of revoked keys."""
     strict: bool = False
     """The top-level ``strict``: the default of every role that does not set its own."""
+    prices: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """The policy's ``[prices."pattern"]`` changes to the shipped table, as written."""
+    price_table: PriceTable | None = field(default=None, compare=False)
+    """The prices in force: the shipped table with :attr:`prices` applied (``None``: the shipped one)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,8 @@ from typing import Any, Final
 from ..errors import message_for
 from ._compile import compile_policy
 from ._model import UNRESTRICTED, Decision, OnExcess, Principal, Role, Scope, Settings, min_cap
+from ._price_schema import shipped_prices
+from ._prices import PriceTable
 from ._read import read_policy_file
 from ._revision import content_revision
 from ._values import check_max_tokens_value, check_model_value
@@ -101,6 +103,11 @@ class Policy:
             settings=compiled.settings,
             revision=compiled.revision,
         )
+
+    @property
+    def prices(self) -> PriceTable:
+        """The prices in force: the shipped table with the policy's ``[prices."pattern"]`` changes."""
+        return self.settings.price_table or shipped_prices()
 
     # -- questions -------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from ..errors import PolicyError, PolicyProblem
@@ -66,9 +67,9 @@ def read_policy_file(path: str | os.PathLike[str]) -> Mapping[str, Any]:
     data: object
     try:
         if suffix == ".toml":
-            data = tomllib.loads(content.decode("utf-8"))
+            data = tomllib.loads(content.decode("utf-8"), parse_float=Decimal)  # dollars, exactly as written
         elif suffix == ".json":
-            data = json.loads(content, object_pairs_hook=_no_duplicates)
+            data = json.loads(content, object_pairs_hook=_no_duplicates, parse_float=Decimal)
         else:
             data = _load_yaml(content, source)
     except PolicyError:

@@ -23,6 +23,8 @@ from ._model import Decision, FieldValues, Principal, Scope, min_cap
 from ._model_fields import ModelField, model_fields
 from ._operations import BATCH_READS, batch_id_of, operation_of
 from ._policy import Policy
+from ._prices import MissingPrice, PriceTable
+from ._reserve import reserve
 
 __all__ = [
     "NONSTREAMING_MAX_TOKENS",
@@ -80,6 +82,9 @@ class CallPlan:
     """The body to send instead, when the policy changed it (clamped max_tokens); else ``None``."""
     tokens: int = 0
     """Tokens to reserve: the input estimate plus the effective max_tokens (summed over a batch)."""
+    spend: int = 0
+    """Micro-dollars to reserve: the worst case of what the call can cost (summed over a batch); 0 when the
+    role has no spend limit."""
     counts_rpm: bool = True
     requests: int = 1
     """How many requests this counts as against RPM: a batch counts each of its items."""
@@ -114,6 +119,7 @@ class _Item:
     decision: Decision
     body: dict[str, Any] | None
     tokens: int
+    spend: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +132,9 @@ class _Asking:
     enforce: bool
     fields: FieldCheck | None = None
     """The request-field question, for a principal whose role the policy has."""
+    prices: PriceTable | None = None
+    """The prices to reserve dollars at, for a role with a spend limit (``None``: reserve none)."""
+    batch: bool = False
 
     def decide(self, model: object, max_tokens: object = NOT_ASKED) -> Decision:
         """The decision for ``model`` (and ``max_tokens``: a ``None`` in a request is a value, and refused)."""
@@ -189,6 +198,8 @@ def _govern_item(
             changes["thinking"] = thinking
     most = decision.max_tokens_effective or 0  # one of the request and its fallbacks runs
     besides = 0  # every advisor call runs on top of it
+    runs = [(str(decision.model), most)]
+    advisors: list[tuple[str, int]] = []
     lists: dict[str, list[Any]] = {}
     for field in model_fields(item):
         if field.kind == "request":
@@ -204,12 +215,14 @@ def _govern_item(
         if field.kind == "fallback":
             sub, entry = _sub_call(asking, field.owner, decision.max_tokens_requested)
             most = max(most, sub.max_tokens_effective or 0)
+            runs.append((str(sub.model), sub.max_tokens_effective or 0))
         else:  # an advisor: without max_tokens its output is bounded by the model alone, so give it the cap
             cap = asking.cap()
             sub, entry = _sub_call(asking, field.owner, cap)
             if cap is not None and field.owner.get("max_tokens") is None:
                 entry["max_tokens"] = cap
             besides += sub.max_tokens_effective or 0
+            advisors.append((str(sub.model), sub.max_tokens_effective or 0))
         if not sub.allowed:
             return _Item(sub, None, 0)
         if entry != field.owner:
@@ -227,10 +240,18 @@ def _govern_item(
             f"max_tokens {sent} needs streaming: a call that may take longer than 10 minutes must stream "
             f"(use stream=True or messages.stream(), or ask for at most {nonstreaming_limit})."
         )
-    tokens = estimate(item) + most + besides if estimate is not None else 0
+    prompt = estimate(item) if estimate is not None else 0
+    tokens = prompt + most + besides if estimate is not None else 0
+    spend = 0
+    if asking.prices is not None:
+        try:
+            spend = reserve(item, asking.prices, input_tokens=prompt, runs=runs, besides=advisors, batch=asking.batch)
+        except (MissingPrice, ValueError) as exc:
+            message = message_for("model_not_allowed", "unpriced", role=decision.role, model=decision.model, why=exc)
+            return _Item(decision.denied("model_not_allowed", message), None, 0)
     if not asking.enforce or not changes:
-        return _Item(decision, None, tokens)
-    return _Item(decision, {**item, **changes}, tokens)
+        return _Item(decision, None, tokens, spend)
+    return _Item(decision, {**item, **changes}, tokens, spend)
 
 
 def plan_call(
@@ -264,7 +285,9 @@ def plan_call(
         return CallPlan(operation, policy.decide(principal), counts_rpm=False, batch_id=batch_id_of(url))
     role = policy.role(_role_name(principal))
     fields = FieldCheck(role, scope, policy.settings, operation) if role is not None else None
-    asking = _Asking(policy, principal, scope, enforce, fields)
+    spends = role is not None and (role.spends or bool(scope.spend))
+    prices = policy.prices if spends and count_tokens else None
+    asking = _Asking(policy, principal, scope, enforce, fields, prices, operation == "messages.batches.create")
     estimator = (estimate or estimate_input_tokens) if count_tokens else None
     try:
         if not isinstance(body, Mapping):
@@ -273,7 +296,7 @@ def plan_call(
             plan = CallPlan(operation, _govern_item(asking, body, None, None, counting=True).decision)
         elif operation == "messages.create":
             item = _govern_item(asking, body, estimator, nonstreaming_limit)
-            plan = CallPlan(operation, item.decision, item.body, item.tokens)
+            plan = CallPlan(operation, item.decision, item.body, item.tokens, item.spend)
         else:
             plan = _plan_batch(asking, operation, body, estimator)
         if fields is None or not plan.decision.allowed:
@@ -303,6 +326,7 @@ def _plan_batch(asking: _Asking, operation: str, body: Mapping[str, Any], estima
     new_requests: list[Any] = []
     changed = False
     total = 0
+    spend = 0
     first: Decision | None = None
     fields: FieldValues = ()
     for request in requests:
@@ -315,6 +339,7 @@ def _plan_batch(asking: _Asking, operation: str, body: Mapping[str, Any], estima
         first = first or item.decision
         fields = merge_fields(fields, item.decision.fields) if item.decision.fields else fields
         total += item.tokens
+        spend += item.spend
         if item.body is not None:
             changed = True
             new_requests.append({**request, "params": item.body})
@@ -322,4 +347,4 @@ def _plan_batch(asking: _Asking, operation: str, body: Mapping[str, Any], estima
             new_requests.append(request)
     assert first is not None
     new_body = {**body, "requests": new_requests} if changed else None
-    return CallPlan(operation, first.with_fields(fields), new_body, total, requests=len(requests))
+    return CallPlan(operation, first.with_fields(fields), new_body, total, spend, requests=len(requests))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Final
 
 from ..errors import InvalidRequest
@@ -18,7 +19,8 @@ LIMIT_CEILING: Final = 10**12
 def limit_problem(value: object, ceiling: int = LIMIT_CEILING) -> str | None:
     """Why ``value`` is not a positive integer limit (never echoing a value that is not a number), or ``None``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        return f"must be a positive integer, got {type(value).__name__}"
+        kind = "float" if isinstance(value, Decimal) else type(value).__name__  # files' floats are read as Decimal
+        return f"must be a positive integer, got {kind}"
     if value <= 0:
         return f"must be a positive integer, got {value}"
     if value > ceiling:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .._secrets import KEY_LITERAL, fingerprint, hide_keys, redact
+from ._spend import Spend, micro_dollars
 
 __all__ = [
     "KEY_LITERAL",
@@ -91,6 +92,8 @@ class Workspace:
     base_url: str | None = None
     id: str | None = None
     """The Anthropic workspace id (``wrkspc_...``): the one ``workspace_id`` a request of this workspace may name."""
+    spend: Spend = Spend()
+    """US dollars every role of this workspace shares per UTC day/month (micro-dollars)."""
 
     def source_for(self, service: str | None) -> KeySource | None:
         if service is not None and service in self.services:
@@ -146,7 +149,7 @@ def _workspace(name: str, spec: object, add: AddProblem) -> Workspace | None:
         add("must be a table", field=base)
         return None
     for key in spec:
-        if key not in ("api_key", "services", "base_url", "id"):
+        if key not in ("api_key", "services", "base_url", "id", "spend"):
             add(f"unknown key {redact(key)}", field=f"{base}.{key}")
     api_key = _key_source(spec["api_key"], f"{base}.api_key", add) if "api_key" in spec else None
     services: dict[str, KeySource] = {}
@@ -168,7 +171,31 @@ def _workspace(name: str, spec: object, add: AddProblem) -> Workspace | None:
     if workspace_id is not None and (not isinstance(workspace_id, str) or not _WORKSPACE_ID.fullmatch(workspace_id)):
         add("must be the workspace's id (letters, digits, _ and -), e.g. wrkspc_01AbC", field=f"{base}.id")
         workspace_id = None
-    return Workspace(name, api_key, services, base_url, workspace_id)
+    return Workspace(
+        name, api_key, services, base_url, workspace_id, parse_spend(spec.get("spend"), f"{base}.spend", add)
+    )
+
+
+def parse_spend(value: object, field_path: str, add: AddProblem, role: str | None = None) -> Spend:
+    """A ``spend = { day = 2.00, month = 40 }`` table (US dollars) as micro-dollars; problems name the field."""
+    if value is None:
+        return Spend()
+    located = {"role": role} if role is not None else {}
+    if not isinstance(value, Mapping):
+        add("must be a table with `day` and/or `month` in US dollars", field=field_path, **located)
+        return Spend()
+    parsed: dict[str, int | None] = {}
+    for key, amount in value.items():
+        if key not in ("day", "month"):
+            add(f"unknown key {redact(key)} (expected day, month)", field=f"{field_path}.{key}", **located)
+            continue
+        parsed[key], problem = micro_dollars(amount)
+        if problem is not None:
+            add(problem, field=f"{field_path}.{key}", **located)
+    spend = Spend(parsed.get("day"), parsed.get("month"))
+    if not value:
+        add("must set `day` and/or `month`", field=field_path, **located)
+    return spend
 
 
 @dataclass(frozen=True, slots=True)

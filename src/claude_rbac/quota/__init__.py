@@ -3,14 +3,18 @@
 ``redis`` is imported only when a Redis URI is used, so the core install governs calls on ``memory://``.
 """
 
-from ._buckets import Bucket, BucketKind, Held, Reservation, Strategy, plan_buckets
-from ._ledger import DAY_TTL, LedgerRow, RoleTotal, SpendLedger, SpendReport, dollars
+from ._buckets import MICRO_USD, Bucket, BucketKind, Held, Reservation, SpendScope, Strategy, plan_buckets
+from ._ledger import SpendRecorder
 from ._memory import LazyMemoryStorage
 from ._quota import Quota, StorageFailure, Used
+from ._spend_ledger import DAY_TTL, LedgerRow, RoleTotal, SpendLedger, SpendReport
 from ._storage import async_storage_uri
 from ._workers import WORKER_SOURCES, Workers, detect_workers, find_workers, warn_if_memory_in_many_workers
 
 __all__ = [
+    "MICRO_USD",
+    "SpendRecorder",
+    "SpendScope",
     "Bucket",
     "BucketKind",
     "DAY_TTL",
@@ -29,7 +33,6 @@ __all__ = [
     "Workers",
     "async_storage_uri",
     "detect_workers",
-    "dollars",
     "find_workers",
     "plan_buckets",
     "warn_if_memory_in_many_workers",

@@ -10,12 +10,12 @@ How each strategy counts (the same on memory and on Redis; ``_engine.py`` holds 
 * **calendar** (budgets): fixed windows on the UTC calendar ``<key>/<2025-01-31>`` or ``<key>/<2025-01>``,
   reset at midnight UTC (on the first of the month).
 
-A bucket counts one *unit*: ``requests`` (RPM), ``tokens`` (TPM, budgets) and, next, integer micro-dollars
-(spend): the engine never reads a bucket's kind or unit, so spend windows per principal, role pool or
-workspace are more buckets, and a :class:`Reservation` holds what it took from each bucket.
+A bucket counts one *unit*: ``requests`` (RPM), ``tokens`` (TPM, budgets) and ``micro_usd`` (spend, whole
+micro-dollars): the engine never reads a bucket's kind or unit, so spend windows per principal, route, role
+pool or workspace are more buckets, and a :class:`Reservation` holds what it took from each bucket.
 
-Keys start with a Redis Cluster hash tag, ``{<prefix>/principal/<role>/<id>}`` or ``{<prefix>/pool/<role>}``:
-one script call per tag there. Every id is escaped, so ``a/b`` + ``c`` never meets ``a`` + ``b/c`` and no
+Keys start with a Redis Cluster hash tag, ``{<prefix>/principal/<role>/<id>}``, ``{<prefix>/pool/<role>}`` or
+``{<prefix>/workspace/<name>}``: one script call per tag there. Every id is escaped, so ``a/b`` + ``c`` never meets ``a`` + ``b/c`` and no
 id can close a brace.
 """
 
@@ -23,15 +23,29 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import quote
 
-__all__ = ["Bucket", "BucketKind", "Held", "Period", "Reservation", "Strategy", "plan_buckets"]
+__all__ = [
+    "MICRO_USD",
+    "Bucket",
+    "BucketKind",
+    "Held",
+    "Period",
+    "Reservation",
+    "SpendScope",
+    "Strategy",
+    "plan_buckets",
+]
 
 Strategy = Literal["moving", "sliding", "calendar"]
 BucketKind = str
-"""What a refusal says: ``rpm``, ``tpm``, ``budget`` (and ``spend`` next); the engine never reads it."""
+"""What a refusal says: ``rpm``, ``tpm``, ``budget``, ``spend``; the engine never reads it."""
+MICRO_USD = "micro_usd"
+"""The unit of spend buckets: whole micro-dollars."""
+SpendScope = Literal["principal", "route", "pool", "workspace"]
 Period = Literal["minute", "day", "month"]
 MINUTE = 60
 
@@ -52,6 +66,8 @@ class Bucket:
     cost: int
     unit: str = "tokens"
     period: Period = "minute"
+    scope: str = ""
+    """Whose limit a spend bucket is: ``principal``, ``route``, ``pool`` or ``workspace`` (a refusal names it)."""
 
     @property
     def group(self) -> str:
@@ -137,17 +153,63 @@ def plan_buckets(
     pool_budget_day: int | None = None,
     pool_budget_month: int | None = None,
     tokens: int = 0,
+    spend: Mapping[SpendScope, tuple[int | None, int | None]] | None = None,
+    workspace: str = "",
+    micro_usd: int = 0,
 ) -> tuple[Bucket, ...]:
-    """The buckets one call must fit in, in the order they are checked (a refusal names the first that is full)."""
+    """The buckets one call must fit in, in the order they are checked (a refusal names the first that is full).
+
+    ``spend``: the (day, month) limits in micro-dollars of each scope that has one; ``micro_usd``: what the call
+    reserves against them (no spend bucket without it).
+    """
     own = f"{{{_escape(prefix)}/principal/{_escape(role)}/{_escape(principal_id)}}}"
     pool = f"{{{_escape(prefix)}/pool/{_escape(role)}}}"
+    plan = _token_buckets(
+        own,
+        pool,
+        rpm,
+        scope_name,
+        scope_rpm,
+        tpm,
+        pool_tpm,
+        tokens,
+        (budget_day, budget_month, pool_budget_day, pool_budget_month),
+    )
+    if micro_usd > 0 and spend:
+        keys = {
+            "principal": f"{own}/spend",
+            "route": f"{own}/spend/route/{_escape(scope_name)}",
+            "pool": f"{pool}/spend",
+            "workspace": f"{{{_escape(prefix)}/workspace/{_escape(workspace)}}}/spend",
+        }
+        for scope, (day, month) in spend.items():
+            periods: tuple[tuple[Period, int | None], ...] = (("day", day), ("month", month))
+            for period, limit in periods:
+                if limit is not None:
+                    key = f"{keys[scope]}/{period}"
+                    plan.append(Bucket("spend", "calendar", key, limit, micro_usd, MICRO_USD, period, scope))
+    return tuple(plan)
+
+
+def _token_buckets(
+    own: str,
+    pool: str,
+    rpm: int | None,
+    scope_name: str,
+    scope_rpm: int | None,
+    tpm: int | None,
+    pool_tpm: int | None,
+    tokens: int,
+    budgets: tuple[int | None, int | None, int | None, int | None],
+) -> list[Bucket]:
+    budget_day, budget_month, pool_budget_day, pool_budget_month = budgets
     plan: list[Bucket] = []
     if rpm is not None:
         plan.append(Bucket("rpm", "moving", f"{own}/rpm", rpm, 1, "requests"))
     if scope_rpm is not None:
         plan.append(Bucket("rpm", "moving", f"{own}/rpm/route/{_escape(scope_name)}", scope_rpm, 1, "requests"))
     if tokens <= 0:
-        return tuple(plan)
+        return plan
     if tpm is not None:
         plan.append(Bucket("tpm", "sliding", f"{own}/tpm", tpm, tokens))
     if pool_tpm is not None:
@@ -161,4 +223,4 @@ def plan_buckets(
             plan.append(Bucket("budget", "calendar", f"{own}/budget/{period}", amount, tokens, period=period))
         if pool_amount is not None:
             plan.append(Bucket("budget", "calendar", f"{pool}/budget/{period}", pool_amount, tokens, period=period))
-    return tuple(plan)
+    return plan

@@ -15,6 +15,7 @@ credentials and keys); the caller decides (fail closed by default).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,8 +23,10 @@ from typing import Any, cast
 
 from .._loops import Opened, PerLoop
 from ..errors import RateLimited, message_for
+from ..policy import dollars_of
 from ._buckets import Bucket, Reservation, plan_buckets
 from ._engine import Check, Settlement, Verdict, remaining, reservation_of, retry_after, settlements_for
+from ._ledger import LedgerQueue, SpendRecorder
 from ._local import MemoryBuckets
 from ._settlements import MAX_AGE, SettlementQueue
 from ._storage import (
@@ -86,6 +89,7 @@ class Quota:
         async_storage: str | None = None,
         clock: Clock | None = None,
         settle_within: float = MAX_AGE,
+        spend_recorder: SpendRecorder | None = None,
     ) -> None:
         self.uri = storage
         self.key_prefix = key_prefix
@@ -106,6 +110,9 @@ class Quota:
 
             self._redis = RedisBuckets(self.storage, self._clock)
         self._queue = SettlementQueue(self._send, settle_within)
+        self._ledger = (
+            LedgerQueue(spend_recorder, inline=self.is_memory, max_age=settle_within) if spend_recorder else None
+        )
 
     # -- planning ----------------------------------------------------------------------------------
 
@@ -155,8 +162,17 @@ class Quota:
         return [settlement for settlement in owed if settlement.amount > 0]
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Send the queued settlements now; False if they did not reach the storage within ``timeout``."""
+        """Send the queued settlements (and hand the spend ledger what waits) now; False if the settlements did
+        not reach the storage within ``timeout``."""
+        if self._ledger is not None:
+            self._ledger.flush()
         return True if self._memory is not None else self._queue.flush(timeout)
+
+    def record_spend(self, principal: str, role: str, micro_dollars: int) -> None:
+        """Hand a settled call's exact cost to the spend recorder (see :class:`~._ledger.SpendRecorder`)."""
+        if self._ledger is not None:
+            day = dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc).date()
+            self._ledger.put(day, principal, role, micro_dollars)
 
     def remaining(self, buckets: Sequence[Bucket]) -> list[tuple[Bucket, int, float]]:
         """(bucket, remaining, reset time) for each bucket, for rate-limit headers and the demo."""
@@ -219,6 +235,8 @@ class Quota:
         """Send what is queued (and stop the flusher), then disconnect the sync storage's connections."""
         if self._memory is None:
             self._queue.close(2.0)
+        if self._ledger is not None:
+            self._ledger.close()
         for connection in connections_of(self.storage):
             connection.close()
 
@@ -232,7 +250,7 @@ def _admitted(outcome: Outcome) -> Reservation:
     if verdict.refused is None:
         return reservation_of(checks)
     check = checks[verdict.refused]
-    raise _limited(check.bucket, retry_after(check, verdict.states[verdict.refused], now))
+    raise _limited(check.bucket, retry_after(check, verdict.states[verdict.refused], now), now)
 
 
 def _remaining(outcome: Outcome) -> list[tuple[Bucket, int, float]]:
@@ -240,10 +258,32 @@ def _remaining(outcome: Outcome) -> list[tuple[Bucket, int, float]]:
     return [(check.bucket, *remaining(check, state, now)) for check, state in zip(checks, verdict.states, strict=True)]
 
 
-def _limited(bucket: Bucket, retry_after: float) -> RateLimited:
+_SPEND_SCOPES = {
+    "principal": "your",
+    "route": "this route's",
+    "pool": "your role's shared",
+    "workspace": "the workspace's",
+}
+
+
+def _spend_message(bucket: Bucket, now: float) -> str:
+    """Which limit refused (day or month; yours, the route's, the role's pool, the workspace's), never a figure
+    of anyone else's: only what this call would have reserved, when that alone is more than the limit."""
+    scope = _SPEND_SCOPES.get(bucket.scope, "the")
+    if bucket.cost > bucket.limit:
+        return (
+            f"This call may cost up to ${dollars_of(bucket.cost)}, more than {scope} whole spend limit for a "
+            f"{bucket.period} (UTC) allows; lower max_tokens or the tools' max_uses."
+        )
+    _, ends = bucket.window(now)
+    reset = dt.datetime.fromtimestamp(ends, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return message_for("spend_limit_exceeded", "", scope=scope, period=bucket.period, reset=reset)
+
+
+def _limited(bucket: Bucket, retry_after: float, now: float) -> RateLimited:
     if bucket.kind == "budget":
         return RateLimited(retry_after=retry_after, reason="token_budget_exceeded")
     if bucket.kind == "spend":
-        return RateLimited(retry_after=retry_after, reason="spend_limit_exceeded")
+        return RateLimited(_spend_message(bucket, now), retry_after=retry_after, reason="spend_limit_exceeded")
     variant = "" if bucket.kind == "rpm" else "tokens"
     return RateLimited(message_for("rate_limited", variant), retry_after=retry_after)
