@@ -11,10 +11,13 @@ from .errors import (
     RBACError,
 )
 from .policy import Decision, Policy, Principal, Role, Scope
+from .quota import SpendRecorder, SpendWindow
 from .rbac import RBAC
 
 __all__ = [
     "RBAC",
+    "SpendRecorder",
+    "SpendWindow",
     "AccessDenied",
     "BackendUnavailable",
     "Decision",

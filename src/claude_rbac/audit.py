@@ -11,6 +11,9 @@ from typing import Final
 __all__ = [
     "API_KEY_ID",
     "BETAS",
+    "COST",
+    "COST_METRIC",
+    "COST_RESERVED",
     "DECISION",
     "DECISIONS_METRIC",
     "DENIED_EVENT",
@@ -74,7 +77,14 @@ BETAS: Final = "claude_rbac.betas"
 WORKSPACE_ID: Final = "claude_rbac.workspace_id"
 UNKNOWN_FIELDS: Final = "claude_rbac.unknown_fields"
 
+COST_RESERVED: Final = "claude_rbac.cost.reserved_usd"
+"""The call span: the dollars reserved before the call (its worst case), for display (a float of a Decimal)."""
+COST: Final = "claude_rbac.cost.usd"
+"""The call span: the exact dollars the call cost, priced from its usage (a float of a Decimal)."""
+
 DECISIONS_METRIC: Final = "claude_rbac.decisions"
+COST_METRIC: Final = "claude_rbac.cost"
+"""A counter in USD, by role, model and workspace (never a user id)."""
 TOKENS_METRIC: Final = "claude_rbac.tokens"
 DENIED_EVENT: Final = "claude_rbac.access.denied"
 POLICY_RELOADS_METRIC: Final = "claude_rbac.policy.reloads"

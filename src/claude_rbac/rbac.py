@@ -40,7 +40,16 @@ from .policy import (
     as_patterns,
     format_org_ids,
 )
-from .quota import DAY_TTL, Bucket, Quota, SpendLedger, SpendRecorder, warn_if_memory_in_many_workers
+from .quota import (
+    DAY_TTL,
+    Bucket,
+    Quota,
+    SpendLedger,
+    SpendRecorder,
+    SpendWindow,
+    spend_windows,
+    warn_if_memory_in_many_workers,
+)
 
 __all__ = ["RBAC"]
 
@@ -86,6 +95,10 @@ class RBAC:
         spend_ledger_days: int = DAY_TTL,
         spend_recorder: SpendRecorder | None = None,
     ) -> None:
+        """Each settled call's exact cost goes, off the request path, to a daily spend ledger: by default
+        :attr:`spend_ledger`, a :class:`~claude_rbac.quota.SpendLedger` on ``storage`` keeping each UTC day
+        ``spend_ledger_days`` days (``docs/spend-ledger.md``); ``spend_recorder``: a
+        :class:`~claude_rbac.quota.SpendRecorder` of the app's own instead; ``spend_ledger=False``: none."""
         loaded = load_policy(policy)
         try:
             org_ids = format_org_ids(allowed_org_ids) if allowed_org_ids is not None else None
@@ -104,12 +117,12 @@ class RBAC:
         per UTC day, on the RBAC's storage, ids as the audit trail keeps them (``audit_user_id``). ``None`` with
         ``spend_ledger=False`` or a ``spend_recorder`` of the app's own."""
         if spend_recorder is None and spend_ledger:
-            options = {k: v for k, v in (storage_options or {}).items() if k != "clock"}
-            clock = (storage_options or {}).get("clock")
+            given = dict(storage_options or {})
+            clock = given.pop("clock", None)
             self.spend_ledger = SpendLedger(
                 storage,
                 key_prefix=key_prefix,
-                storage_options=options,
+                storage_options=given,
                 ttl_days=spend_ledger_days,
                 principal_id=self.auditor.recorded_id,
                 clock=clock,
@@ -225,18 +238,22 @@ class RBAC:
         speeds: Iterable[str] | str | None = None,
         inference_geos: Iterable[str] | str | None = None,
         betas: Iterable[str] | str | None = None,
+        spend: Mapping[str, object] | None = None,
     ) -> Scope:
         """A validated, cached route scope. Raises :class:`PolicyError` for a bad one (at decoration time).
 
         ``tools``, ``mcp_servers``, ``service_tiers``, ``speeds``, ``inference_geos`` and ``betas`` narrow the
-        role's request-field grants (a value must match the role's grant and the route's)."""
+        role's request-field grants (a value must match the role's grant and the route's). ``spend``
+        (``{"day": 0.50}``, US dollars) is a limit of the route's own per principal, on top of the role's: it
+        lowers what a principal may spend here, never raises it."""
         patterns = as_patterns(models)
         fields = (tools, mcp_servers, service_tiers, speeds, inference_geos, betas)
-        key = (patterns, max_tokens, rpm, name, *(as_patterns(value) for value in fields))
+        spent = tuple(sorted((str(k), repr(v)) for k, v in spend.items())) if isinstance(spend, Mapping) else spend
+        key = (patterns, max_tokens, rpm, name, spent, *(as_patterns(value) for value in fields))
         scope = self._scopes.get(key)
         if scope is None:
             narrowed: dict[str, Any] = dict(zip(GRANT_KEYS, fields, strict=True))
-            scope = Scope.build(models=patterns, max_tokens=max_tokens, rpm=rpm, name=name, **narrowed)
+            scope = Scope.build(models=patterns, max_tokens=max_tokens, rpm=rpm, name=name, spend=spend, **narrowed)
             if len(self._scopes) < 4096:
                 self._scopes[key] = scope
         return scope
@@ -256,11 +273,16 @@ class RBAC:
         speeds: Iterable[str] | str | None = None,
         inference_geos: Iterable[str] | str | None = None,
         betas: Iterable[str] | str | None = None,
+        spend: Mapping[str, object] | None = None,
     ) -> anthropic.Anthropic:
         """A genuine ``anthropic.Anthropic`` for ``principal``. The keywords narrow the role, never widen it."""
         fields = (tools, mcp_servers, service_tiers, speeds, inference_geos, betas)
         narrowed: dict[str, Any] = dict(zip(GRANT_KEYS, fields, strict=True))
-        chosen = scope if scope is not None else self.scope(models=models, max_tokens=max_tokens, rpm=rpm, **narrowed)
+        chosen = (
+            scope
+            if scope is not None
+            else self.scope(models=models, max_tokens=max_tokens, rpm=rpm, spend=spend, **narrowed)
+        )
         return self._clients.get(principal, chosen, route, asynchronous=False)
 
     def async_client(
@@ -278,11 +300,16 @@ class RBAC:
         speeds: Iterable[str] | str | None = None,
         inference_geos: Iterable[str] | str | None = None,
         betas: Iterable[str] | str | None = None,
+        spend: Mapping[str, object] | None = None,
     ) -> anthropic.AsyncAnthropic:
         """A genuine ``anthropic.AsyncAnthropic`` for ``principal``; its limits use ``limits.aio``."""
         fields = (tools, mcp_servers, service_tiers, speeds, inference_geos, betas)
         narrowed: dict[str, Any] = dict(zip(GRANT_KEYS, fields, strict=True))
-        chosen = scope if scope is not None else self.scope(models=models, max_tokens=max_tokens, rpm=rpm, **narrowed)
+        chosen = (
+            scope
+            if scope is not None
+            else self.scope(models=models, max_tokens=max_tokens, rpm=rpm, spend=spend, **narrowed)
+        )
         return self._clients.get(principal, chosen, route, asynchronous=True)
 
     # -- reloads -----------------------------------------------------------------------------------
@@ -387,6 +414,39 @@ class RBAC:
         """:meth:`rate_limits` for async code: reads the storage through ``limits.aio``, never blocking the loop."""
         buckets = self._request_buckets(principal, scope)
         return _as_limits(await self.quota.aremaining(buckets)) if buckets else []
+
+    def spend(self, principal: Principal | None, *, scope: Scope | None = None) -> list[SpendWindow]:
+        """The principal's spend windows now, one per limit that applies (day and month; the principal's own,
+        the route ``scope``'s, the role pool's, the workspace's): limit, used and remaining in exact ``Decimal``
+        dollars, and when each resets (UTC midnight, the first of the month). ``[]`` when none applies.
+
+        ``used`` of a pool or workspace window is what everyone sharing it spent: show it only to whom may see it.
+        """
+        buckets = self._spend_buckets(principal, scope)
+        return spend_windows(self.quota.counts(buckets)) if buckets else []
+
+    async def aspend(self, principal: Principal | None, *, scope: Scope | None = None) -> list[SpendWindow]:
+        """:meth:`spend` for async code (never blocks the event loop)."""
+        buckets = self._spend_buckets(principal, scope)
+        return spend_windows(await self.quota.acounts(buckets)) if buckets else []
+
+    def _spend_buckets(self, principal: Principal | None, scope: Scope | None) -> tuple[Bucket, ...]:
+        generation = self.enforcer.generation
+        role = generation.role_of(principal)
+        if role is None or principal is None:
+            return ()
+        chosen = scope or UNRESTRICTED
+        limits = {"principal": role.spend, "route": chosen.spend, "pool": role.pool_spend}
+        limits["workspace"] = role.workspace_spend
+        return self.quota.buckets(
+            role=role.name,
+            principal_id=principal.id,
+            rpm=None,
+            scope_name=chosen.name,
+            spend={name: (each.day, each.month) for name, each in limits.items() if each},
+            workspace=generation.workspace_of(role),
+            micro_usd=1,
+        )
 
     def _request_buckets(self, principal: Principal | None, scope: Scope | None) -> tuple[Bucket, ...]:
         role = self.policy.role(principal.role) if principal is not None else None

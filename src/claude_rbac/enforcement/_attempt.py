@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from ..policy import CallPlan, Principal, Scope
@@ -36,3 +37,7 @@ class Attempt:
     reservation: Reservation | None = None
     recorded: bool = False
     """The decision span of this call is written (a shadow-mode rate limit records its would-be denial)."""
+    span: Span | None = None
+    """The SDK's call span, for the cost attributes settled after the response (a stream ends later)."""
+    cache_ttl: str | None = None
+    """The dearest ``cache_control`` TTL of a request that reserves dollars (how unsplit cache writes are priced)."""

@@ -25,6 +25,7 @@ from .._version import __version__
 from ..audit import (
     API_KEY_ID,
     BETAS,
+    COST_METRIC,
     DECISION,
     DECISIONS_METRIC,
     DENIED_EVENT,
@@ -56,6 +57,7 @@ from ..audit import (
     WORKSPACE_ID,
 )
 from ..policy import Decision, ModelMatcher, Policy, Principal, hide_keys, redact
+from ..policy.prices import Cost
 
 __all__ = ["Auditor", "UserIdMode"]
 
@@ -152,6 +154,11 @@ class Auditor:
         )
         self.tokens = meter.create_counter(
             TOKENS_METRIC, unit="{token}", description="Tokens used, by role, model and token type."
+        )
+        self.cost = meter.create_counter(
+            COST_METRIC,
+            unit="USD",
+            description="Dollars spent (priced exactly from usage), by role, model and workspace.",
         )
         self.reloads = meter.create_counter(
             POLICY_RELOADS_METRIC, unit="{reload}", description="Policy reloads, by outcome: ok or refused."
@@ -331,6 +338,17 @@ class Auditor:
                         "gen_ai.token.type": kind,
                     },
                 )
+
+    def record_cost(self, role: str | None, model: str | None, workspace: str | None, cost: Cost) -> None:
+        """One point on the cost counter: a float of the exact ``Decimal`` (the ledger keeps the exact sum)."""
+        self.cost.add(
+            float(cost.dollars),
+            {
+                ROLE: self.labels.role(role),
+                MODEL: self.labels.model(model),
+                WORKSPACE: workspace or "",
+            },
+        )
 
     def record_reload(self, outcome: Literal["ok", "refused"]) -> None:
         """One point on the reloads counter. The revision is not an attribute: it is unbounded over a process's

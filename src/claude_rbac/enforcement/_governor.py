@@ -30,12 +30,24 @@ from opentelemetry.util.types import AttributeValue
 
 from .. import audit
 from ..errors import UNAVAILABLE, error_for
-from ..policy import BATCH_READS, NONSTREAMING_MAX_TOKENS, ORG_IDS_HEADER, CallPlan, batch_id_of, plan_call
+from ..policy import (
+    BATCH_READS,
+    NONSTREAMING_MAX_TOKENS,
+    ORG_IDS_HEADER,
+    CallPlan,
+    batch_id_of,
+    cache_ttl,
+    dollars_of,
+    plan_call,
+)
+from ..policy.prices import BillableUsage
+from ..quota import MICRO_USD
 from ._attempt import Attempt, Binding
 from ._audit import Auditor
 from ._enforcer import Enforcer, Generation
 from ._keys import ActiveKey
 from ._limits import Limiter
+from ._spend import exact_cost
 from ._usage import AsyncUsageStream, Usage, UsageStream, usage_of
 
 __all__ = ["REFUSED_IN_ANY_MODE", "Binding", "Governor"]
@@ -85,18 +97,19 @@ class Governor(Middleware):
             self._owner_answered(call, owns)
         self._conclude(call)
         call.reservation = self._limiter.acquire(call)
+        self._reserved(call, request)
         self._admitted(call)
         try:
             response = call_next(self._outgoing(request, call))
         except BaseException:
-            self._settle(call, Usage(complete=True))
+            self._settle(call, _nothing())
             raise
         if not isinstance(response, APIResponse):
             return response  # an inner middleware answered; keep the reservation as it is
         http = response.http_response
         if not http.is_success:
             self._upstream_error(http.status_code, http.read() if http.status_code == 403 else b"")
-            self._settle(call, Usage(complete=True))
+            self._settle(call, _nothing())
             return response
         if _is_sse(http.headers):
             http.stream = UsageStream(http.stream, lambda usage: self._settle(call, usage))  # type: ignore[arg-type]
@@ -111,7 +124,7 @@ class Governor(Middleware):
 
     def _settle(self, call: Attempt, usage: Usage) -> None:
         self._record_usage(call, usage)
-        self._limiter.settle(call.reservation, usage)
+        self._limiter.settle(call.reservation, usage, self._cost(call, usage))
 
     # -- async --------------------------------------------------------------------------------------
 
@@ -131,18 +144,19 @@ class Governor(Middleware):
             self._owner_answered(call, owns)
         self._conclude(call)
         call.reservation = await self._limiter.aacquire(call)
+        self._reserved(call, request)
         self._admitted(call)
         try:
             response = await call_next(self._outgoing(request, call))
         except BaseException:
-            await self._asettle(call, Usage(complete=True))
+            await self._asettle(call, _nothing())
             raise
         if not isinstance(response, AsyncAPIResponse):
             return response
         http = response.http_response
         if not http.is_success:
             self._upstream_error(http.status_code, await http.aread() if http.status_code == 403 else b"")
-            await self._asettle(call, Usage(complete=True))
+            await self._asettle(call, _nothing())
             return response
         if _is_sse(http.headers):
             http.stream = AsyncUsageStream(http.stream, lambda usage: self._asettle(call, usage))  # type: ignore[arg-type]
@@ -157,7 +171,7 @@ class Governor(Middleware):
 
     async def _asettle(self, call: Attempt, usage: Usage) -> None:
         self._record_usage(call, usage)
-        await self._limiter.asettle(call.reservation, usage)
+        await self._limiter.asettle(call.reservation, usage, self._cost(call, usage))
 
     # -- deciding -----------------------------------------------------------------------------------
 
@@ -347,6 +361,35 @@ class Governor(Middleware):
             Auditor.annotate(trace.get_current_span(), {audit.TENANT_VIOLATION: True})
             raise error_for("tenant_restriction_violation")
 
+    # -- dollars --------------------------------------------------------------------------------------
+
+    def _reserved(self, call: Attempt, request: APIRequest) -> None:
+        """Note a call that holds dollars: its span, its reservation, how its unsplit cache writes are priced."""
+        if call.reservation is None or not call.reservation.reserved_in(MICRO_USD):
+            return
+        call.span = trace.get_current_span()
+        call.cache_ttl = cache_ttl(request.json) if isinstance(request.json, Mapping) else None
+        reserved = dollars_of(call.reservation.reserved_in(MICRO_USD))
+        Auditor.annotate(call.span, {audit.COST_RESERVED: float(reserved)})
+
+    def _cost(self, call: Attempt, usage: Usage) -> int | None:
+        """The call's exact cost in micro-dollars (``None``: unknown, it keeps its reservation), recorded."""
+        reservation = call.reservation
+        if reservation is None or not reservation.reserved_in(MICRO_USD):
+            return None
+        decision = call.plan.decision
+        priced = exact_cost(call.generation.policy.prices, usage, decision.model, call.cache_ttl)
+        if priced is None:
+            return None
+        if call.span is not None:
+            Auditor.annotate(call.span, {audit.COST: float(priced.dollars)})
+        if priced.micro_dollars:
+            self._enforcer.auditor.record_cost(decision.role, usage.model or decision.model, call.key.workspace, priced)
+            principal = self._binding.principal
+            if principal is not None and decision.role is not None:
+                self._enforcer.quota.record_spend(principal.id, decision.role, priced.micro_dollars)
+        return priced.micro_dollars
+
     def _record_usage(self, call: Attempt, usage: Usage) -> None:
         if usage.counted or usage.cache_read_input_tokens:
             decision = call.plan.decision
@@ -372,3 +415,8 @@ def _is_sse(headers: Mapping[str, str]) -> bool:
 
 def _parsed_usage(data: object) -> Usage:
     return usage_of(data) or Usage(complete=False)
+
+
+def _nothing() -> Usage:
+    """The usage of an attempt that failed before an answer: nothing used, nothing billed."""
+    return Usage(complete=True, billable=BillableUsage())

@@ -15,10 +15,11 @@ from opentelemetry import trace
 
 from .. import audit
 from ..errors import UNAVAILABLE, RateLimited, error_for
-from ..quota import Bucket, Reservation, StorageFailure
+from ..quota import MICRO_USD, Bucket, Reservation, SpendScope, StorageFailure
 from ._attempt import Attempt, Binding
 from ._audit import Auditor
 from ._enforcer import Enforcer
+from ..policy import Role, Scope, Spend
 from ._usage import Usage
 
 __all__ = ["Limiter"]
@@ -72,6 +73,9 @@ class Limiter:
                 pool_budget_day=role.pool_budget.day,
                 pool_budget_month=role.pool_budget.month,
                 tokens=1,
+                spend=_spend_limits(role, scope),
+                workspace=attempt.generation.workspace_of(role),
+                micro_usd=1,
             )
             if counting:  # count_tokens has request buckets of its own, at the same rpm
                 template = tuple(_counting(bucket) if bucket.kind == "rpm" else bucket for bucket in template)
@@ -82,7 +86,11 @@ class Limiter:
         )
         if plan.tokens <= 0:
             return rpm
-        return rpm + tuple(bucket.with_cost(plan.tokens) for bucket in template if bucket.kind != "rpm")
+        return rpm + tuple(
+            bucket.with_cost(plan.spend if bucket.unit == MICRO_USD else plan.tokens)
+            for bucket in template
+            if bucket.kind != "rpm" and (plan.spend > 0 or bucket.unit != MICRO_USD)
+        )
 
     # -- taking them --------------------------------------------------------------------------------
 
@@ -140,19 +148,20 @@ class Limiter:
 
     # -- settling them ------------------------------------------------------------------------------
 
-    def settle(self, reservation: Reservation | None, usage: Usage) -> None:
+    def settle(self, reservation: Reservation | None, usage: Usage, micro_usd: int | None = None) -> None:
+        """Settle the tokens, and the dollars at ``micro_usd`` (``None``: unknown, the reservation stands)."""
         if reservation is None:
             return
         try:
-            self._enforcer.quota.settle(reservation, _used(reservation, usage))
+            self._enforcer.quota.settle(reservation, _used(reservation, usage, micro_usd))
         except StorageFailure:
             log.warning("claude_rbac: could not settle token usage: the limits storage failed")
 
-    async def asettle(self, reservation: Reservation | None, usage: Usage) -> None:
+    async def asettle(self, reservation: Reservation | None, usage: Usage, micro_usd: int | None = None) -> None:
         if reservation is None:
             return
         try:
-            await self._enforcer.quota.asettle(reservation, _used(reservation, usage))
+            await self._enforcer.quota.asettle(reservation, _used(reservation, usage, micro_usd))
         except StorageFailure:
             log.warning("claude_rbac: could not settle token usage: the limits storage failed")
 
@@ -162,8 +171,23 @@ def _counting(bucket: Bucket) -> Bucket:
     return dataclasses.replace(bucket, key=f"{bucket.key}/count_tokens")
 
 
-def _used(reservation: Reservation, usage: Usage) -> int:
-    """What the attempt cost: its counted usage, or (for a stream cut short) all that was reserved."""
-    if not usage.complete:
-        return reservation.reserved
-    return usage.counted
+def _spend_limits(role: Role, scope: Scope) -> dict[SpendScope, tuple[int | None, int | None]]:
+    """The spend limits (day, month) in micro-dollars of each scope that has one, checked in this order."""
+    limits: dict[SpendScope, Spend] = {
+        "principal": role.spend,
+        "route": scope.spend,
+        "pool": role.pool_spend,
+        "workspace": role.workspace_spend,
+    }
+    return {name: (spend.day, spend.month) for name, spend in limits.items() if spend}
+
+
+def _used(reservation: Reservation, usage: Usage, micro_usd: int | None) -> dict[str, int]:
+    """What the attempt cost: its counted usage (tokens) and its exact cost (micro-dollars), each when known;
+    a unit left out (a stream cut short, a usage that cannot be priced) keeps all that was reserved."""
+    used: dict[str, int] = {}
+    if usage.complete:
+        used["tokens"] = usage.counted
+    if micro_usd is not None:
+        used[MICRO_USD] = micro_usd
+    return used

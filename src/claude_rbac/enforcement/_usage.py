@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx2
 
+from ..policy.prices import BillableUsage
+
 __all__ = ["AsyncUsageStream", "SseUsage", "Usage", "UsageStream", "usage_of"]
 
 _WATCHED = (b'"message_start"', b'"message_delta"')
@@ -28,6 +30,14 @@ class Usage:
     cache_read_input_tokens: int = 0
     complete: bool = True
     """False when a stream ended before its final ``message_delta``: the output count is unknown."""
+    billable: BillableUsage | None = None
+    """Every billed figure of the usage (TTL split, server tools, tier, speed, geo), to price it exactly."""
+    model: str | None = None
+    """The model that answered (a fallback may answer for the requested one)."""
+    advisors: tuple[tuple[str, BillableUsage], ...] = ()
+    """Each advisor consultation's usage (``usage.iterations``), billed at its own model's rates."""
+    malformed: bool = False
+    """The usage could not be read as billed figures: the call keeps its dollar reservation."""
 
     @property
     def counted(self) -> int:
@@ -56,11 +66,35 @@ class Usage:
                 setattr(self, name, value)
 
 
+def _get(data: object, name: str) -> Any:
+    return data.get(name) if isinstance(data, Mapping) else getattr(data, name, None)
+
+
+def _advisors(raw: object) -> tuple[tuple[str, BillableUsage], ...]:
+    found = []
+    for iteration in _get(raw, "iterations") or ():
+        model = _get(iteration, "model")
+        if _get(iteration, "type") == "advisor_message" and isinstance(model, str):
+            found.append((model, BillableUsage.from_api(iteration)))
+    return tuple(found)
+
+
+def read_billable(usage: Usage, raw: object, model: object) -> None:
+    """Fill ``usage``'s billed figures from a raw ``usage`` (a model or a dict)."""
+    usage.model = model if isinstance(model, str) else usage.model
+    try:
+        usage.billable = BillableUsage.from_api(raw)
+        usage.advisors = _advisors(raw)
+    except (ValueError, TypeError):
+        usage.malformed = True
+
+
 def usage_of(data: object) -> Usage | None:
     """The usage of a parsed message (a model or a dict), or ``None`` when it has none."""
     raw = data.get("usage") if isinstance(data, Mapping) else getattr(data, "usage", None)
     if raw is None:
         return None
+    original = raw
     if not isinstance(raw, Mapping):
         raw = {
             name: getattr(raw, name, None)
@@ -73,6 +107,7 @@ def usage_of(data: object) -> Usage | None:
         }
     usage = Usage()
     usage.update(raw)
+    read_billable(usage, original, _get(data, "model"))
     return usage
 
 
@@ -103,13 +138,22 @@ class SseUsage:
             return
         if not isinstance(payload, Mapping):
             return
+        usage = self.usage
         if payload.get("type") == "message_start":
             message = payload.get("message")
             if isinstance(message, Mapping):
-                self.usage.update(message.get("usage"))
+                usage.update(message.get("usage"))
+                read_billable(usage, message.get("usage") or {}, message.get("model"))
         elif payload.get("type") == "message_delta":
-            self.usage.update(payload.get("usage"))
-            self.usage.complete = True
+            delta = payload.get("usage")
+            usage.update(delta)
+            usage.complete = True
+            if usage.billable is not None and delta is not None:
+                try:  # the delta's totals are cumulative: they replace the start's
+                    usage.billable = usage.billable.updated(delta)
+                    usage.advisors = _advisors(delta) or usage.advisors
+                except (ValueError, TypeError):
+                    usage.malformed = True
 
 
 class _Once:

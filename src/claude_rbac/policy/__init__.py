@@ -27,6 +27,7 @@ from ._patterns import ModelMatcher
 from ._policy import DEFAULT_POLICY, Policy, UnavailablePolicy
 from ._probe import OPERATION_ENDPOINTS, probe
 from ._request import NONSTREAMING_MAX_TOKENS, CallPlan, TokenEstimator, estimate_input_tokens, plan_call
+from ._reserve import cache_ttl
 from ._spend import MICRO, Spend, SpendPeriod, dollars_of, micro_dollars
 from ._suite import Case, Expectation, Outcome, Suite, SuiteError, read_suite, run_case, suite_policy_path
 from ._values import MAX_TOKENS_CEILING
@@ -43,6 +44,7 @@ from ._workspaces import (
 
 __all__ = [
     "MICRO",
+    "cache_ttl",
     "Spend",
     "SpendPeriod",
     "dollars_of",

@@ -5,6 +5,7 @@
 
 from ._buckets import MICRO_USD, Bucket, BucketKind, Held, Reservation, SpendScope, Strategy, plan_buckets
 from ._ledger import SpendRecorder
+from ._report import SpendWindow, spend_windows
 from ._memory import LazyMemoryStorage
 from ._quota import Quota, StorageFailure, Used
 from ._spend_ledger import DAY_TTL, LedgerRow, RoleTotal, SpendLedger, SpendReport
@@ -15,6 +16,8 @@ __all__ = [
     "MICRO_USD",
     "SpendRecorder",
     "SpendScope",
+    "SpendWindow",
+    "spend_windows",
     "Bucket",
     "BucketKind",
     "DAY_TTL",

@@ -178,6 +178,10 @@ class Quota:
         """(bucket, remaining, reset time) for each bucket, for rate-limit headers and the demo."""
         return _remaining(self._run(buckets, take=False))
 
+    def counts(self, buckets: Sequence[Bucket]) -> list[tuple[Bucket, int, float]]:
+        """(bucket, what its window holds, when that window ends) for calendar buckets (spend and budgets)."""
+        return _counts(self._run(buckets, take=False))
+
     # -- async -------------------------------------------------------------------------------------
 
     def _open_async(self) -> Opened[Any]:
@@ -229,6 +233,9 @@ class Quota:
     async def aremaining(self, buckets: Sequence[Bucket]) -> list[tuple[Bucket, int, float]]:
         return _remaining(await self._arun(buckets, take=False))
 
+    async def acounts(self, buckets: Sequence[Bucket]) -> list[tuple[Bucket, int, float]]:
+        return _counts(await self._arun(buckets, take=False))
+
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -278,6 +285,11 @@ def _spend_message(bucket: Bucket, now: float) -> str:
     _, ends = bucket.window(now)
     reset = dt.datetime.fromtimestamp(ends, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return message_for("spend_limit_exceeded", "", scope=scope, period=bucket.period, reset=reset)
+
+
+def _counts(outcome: Outcome) -> list[tuple[Bucket, int, float]]:
+    _, checks, verdict = outcome
+    return [(check.bucket, state.count, check.ends) for check, state in zip(checks, verdict.states, strict=True)]
 
 
 def _limited(bucket: Bucket, retry_after: float, now: float) -> RateLimited:

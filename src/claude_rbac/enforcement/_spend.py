@@ -1,0 +1,41 @@
+"""A settled call's exact cost: its usage priced at the policy's prices (see ``docs/spend.md``).
+
+The model that answered is priced (a fallback may answer for the requested one), each advisor consultation at
+its own model's rates. Cache writes the usage does not split by TTL are priced at the request's dearest
+breakpoint TTL (over, never under). A usage that cannot be priced (a Priority Tier answer with no Priority
+price in the table, a model with no price, a malformed usage, a stream cut short) is ``None``: the call keeps
+its whole reservation, so spend is over-counted, never under-counted.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..policy._costs import Ttl
+from ..policy.prices import Cost, MissingPrice, PriceTable, cost
+from ._usage import Usage
+
+__all__ = ["exact_cost"]
+
+log = logging.getLogger("claude_rbac")
+
+
+def exact_cost(prices: PriceTable, usage: Usage, requested: str | None, unsplit_ttl: str | None) -> Cost | None:
+    """What the call cost, or ``None`` when it cannot be priced exactly (it then keeps its reservation)."""
+    if not usage.complete or usage.malformed or usage.billable is None:
+        return None
+    ttl: Ttl = "1h" if unsplit_ttl == "1h" else "5m"
+    parts = [(usage.model or requested, usage.billable), *usage.advisors]
+    costs = []
+    try:
+        for model, billable in parts:
+            price = prices.price_for(model) if model else None
+            if price is None:
+                raise MissingPrice(f"{model} has no price")
+            costs.append(cost(billable, price, tools=prices.tools, unsplit_cache_ttl=ttl))
+    except (MissingPrice, ValueError) as exc:
+        log.warning("claude_rbac: a call's usage could not be priced (%s); it keeps its dollar reservation", exc)
+        return None
+    if len(costs) == 1:
+        return costs[0]
+    return Cost.of([part for each in costs for part in each.parts])
