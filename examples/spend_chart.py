@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from html import escape
 
+from claude_rbac import RBAC
 from claude_rbac.quota import SpendReport
 
-__all__ = ["spend_html"]
+__all__ = ["admin_spend_html", "spend_html"]
 
 Label = Callable[[str], str]
 
@@ -114,3 +115,10 @@ def spend_html(report: SpendReport, *, label: Label = str) -> str:
         f"<p>From the spend ledger, as <code>claude-rbac spend</code> prints it; exact to the micro-dollar.</p>"
         f"{spend_svg(report, label=label)}{spend_table(report, label=label)}</section>"
     )
+
+
+def admin_spend_html(rbac: RBAC, *, label: Label = str) -> str:
+    """Today's spend section of an admin page, from ``rbac.spend_ledger`` (or why there is none)."""
+    if rbac.spend_ledger is None:
+        return '<section id="spend"><p>No spend ledger: this RBAC records costs elsewhere, or not at all.</p></section>'
+    return spend_html(rbac.spend_ledger.report(), label=label)
