@@ -89,7 +89,8 @@ def spend_table(report: SpendReport, *, label: Label = str) -> str:
     """Every row (up to :data:`TABLE_ROWS`) and the totals by role, to the micro-dollar."""
     rows = "".join(
         f'<tr data-principal="{escape(row.principal)}" data-role="{escape(row.role)}"'
-        f' data-micro-dollars="{row.micro_dollars}" data-calls="{row.calls}">'
+        f' data-micro-dollars="{row.micro_dollars}" data-calls="{row.calls}"'
+        f' data-label="{escape(label(row.principal) if row.principal else NOT_KEPT)}">'
         f"<td>{escape(label(row.principal) if row.principal else NOT_KEPT)}</td><td>{escape(row.role)}</td>"
         f'<td class="num">{money(row.dollars)}</td><td class="num">{row.calls}</td></tr>'
         for row in report.rows[:TABLE_ROWS]

@@ -41,17 +41,22 @@ for _user, _, _amount in SCRIPTED:
     _dollars, _calls = EXPECTED.get((_user, ROLES[_user]), (Decimal(0), 0))
     EXPECTED[(_user, ROLES[_user])] = (_dollars + _amount, _calls + 1)
 
-_ROW = re.compile(r'<tr data-principal="([^"]*)" data-role="([^"]*)" data-micro-dollars="(\d+)" data-calls="(\d+)">')
+_ROW = re.compile(
+    r'<tr data-principal="([^"]*)" data-role="([^"]*)" data-micro-dollars="(\d+)" data-calls="(\d+)"'
+    r' data-label="([^"]*)">'
+)
 _TOTAL = re.compile(r'<tr data-role-total="([^"]*)" data-micro-dollars="(\d+)" data-calls="(\d+)">')
 
 Figures = tuple[dict[tuple[str, str], tuple[Decimal, int]], dict[str, tuple[Decimal, int]]]
 
 
-def page_figures(html: str) -> Figures:
-    """The admin page's rows ((principal, role) -> (dollars, calls)) and role totals (role -> (dollars, calls))."""
+def page_figures(html: str, *, labels: bool = False) -> Figures:
+    """The admin page's rows ((principal, role) -> (dollars, calls)) and role totals (role -> (dollars, calls)).
+
+    ``labels``: key the rows by the name the page shows rather than the recorded id (Django records its pk)."""
     rows = {
-        (unescape(who), unescape(role)): (Decimal(micro) / 1_000_000, int(calls))
-        for who, role, micro, calls in _ROW.findall(html)
+        (unescape(label if labels else who), unescape(role)): (Decimal(micro) / 1_000_000, int(calls))
+        for who, role, micro, calls, label in _ROW.findall(html)
     }
     totals = {unescape(role): (Decimal(micro) / 1_000_000, int(calls)) for role, micro, calls in _TOTAL.findall(html)}
     return rows, totals
