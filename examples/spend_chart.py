@@ -97,7 +97,8 @@ def spend_table(report: SpendReport, *, label: Label = str) -> str:
     )
     totals = "".join(
         f'<tr data-role-total="{escape(total.role)}" data-micro-dollars="{total.micro_dollars}"'
-        f' data-calls="{total.calls}"><td><b>all {total.principals} of role</b></td><td>{escape(total.role)}</td>'
+        f' data-calls="{total.calls}"><td><b>total, {total.principals} user{"s" * (total.principals != 1)}</b></td>'
+        f"<td>{escape(total.role)}</td>"
         f'<td class="num"><b>{money(total.dollars)}</b></td><td class="num">{total.calls}</td></tr>'
         for total in report.roles
     )

@@ -303,3 +303,15 @@ def test_cli_ledger_and_admin_page_agree_on_redis(
     printed = json.loads(capsys.readouterr().out)
     cli = {(row["principal"], row["role"]): (Decimal(row["dollars"]), row["calls"]) for row in printed["rows"]}
     assert page[0] == cli == EXPECTED
+
+
+def test_the_admin_page_escapes_recorded_ids(app: Flask, login: Any) -> None:
+    """User ids are untrusted: an id is text on the page, in the chart and in the table's attributes."""
+    with app.app_context():
+        ledger = current_rbac().spend_ledger
+        assert ledger is not None
+        ledger.record(ledger.today(), '<script>alert(1)</script>"', "user", 5, 1)
+    page = login("ada").get("/admin").get_data(as_text=True)
+    assert "<script>alert(1)" not in page
+    assert 'data-principal="&lt;script&gt;alert(1)&lt;/script&gt;&quot;"' in page
+    assert page_figures(page)[0] == {('<script>alert(1)</script>"', "user"): (Decimal("0.000005"), 1)}
