@@ -5,9 +5,9 @@
 
 from ._buckets import MICRO_USD, Bucket, BucketKind, Held, Reservation, SpendScope, Strategy, plan_buckets
 from ._ledger import SpendRecorder
-from ._report import SpendWindow, spend_windows
 from ._memory import LazyMemoryStorage
 from ._quota import Quota, StorageFailure, Used
+from ._report import SpendWindow, spend_windows
 from ._spend_ledger import DAY_TTL, LedgerRow, RoleTotal, SpendLedger, SpendReport
 from ._storage import async_storage_uri
 from ._workers import WORKER_SOURCES, Workers, detect_workers, find_workers, warn_if_memory_in_many_workers
