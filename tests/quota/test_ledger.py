@@ -85,6 +85,14 @@ def test_amounts_are_whole_and_not_negative(bad: object) -> None:
     assert ledger.report(DAY).rows == ()
 
 
+def test_a_memory_ledger_forgets_days_past_their_ttl() -> None:
+    ledger = SpendLedger(ttl_days=2)
+    for back in (3, 2, 0):
+        ledger.record(DAY - dt.timedelta(days=back), "uma", "user", 1, 1)
+    assert ledger.report(DAY - dt.timedelta(days=3)).rows == ()
+    assert ledger.report(DAY - dt.timedelta(days=2)).rows == (LedgerRow("uma", "user", 1, 1),)
+
+
 def test_ttl_days_is_validated() -> None:
     with pytest.raises(ValueError, match="ttl_days"):
         SpendLedger(ttl_days=0)

@@ -44,7 +44,7 @@ from ._storage import build_storage, connections_of, options_for, scheme_of
 __all__ = ["DAY_TTL", "LedgerRow", "RoleTotal", "SpendLedger", "SpendReport"]
 
 DAY_TTL: Final = 400
-"""Days a day's ledger is kept after it ends (on Redis; memory keeps as many days in its table)."""
+"""Days a day's ledger is kept after it ends (on Redis by its expiry; on memory until a later day is recorded)."""
 
 _SCRIPT: Final = """
 redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
@@ -235,6 +235,10 @@ class SpendLedger:
         stored = self._principal_id(principal) if self._principal_id is not None else principal
         if self._storage is None:
             with self._lock:
+                if day not in self._days:  # a new day: forget those past their ttl, as Redis would
+                    oldest = day - dt.timedelta(days=self.ttl_days)
+                    for old in [held for held in self._days if held < oldest]:
+                        del self._days[old]
                 counts = self._days.setdefault(day, {}).setdefault((role, stored), [0, 0])
                 counts[0] += micro_dollars
                 counts[1] += calls
