@@ -116,7 +116,7 @@ def test_added_and_removed_roles(capsys: pytest.CaptureFixture[str], tmp_path: P
         "  + service_tiers auto",
         "  + speeds standard",
         "  + unlimited: max_tokens, tpm, budget.day, budget.month, pool.tpm, pool.budget.day, pool.budget.month,"
-            " spend.day, spend.month, pool.spend.day, pool.spend.month, workspace.spend.day, workspace.spend.month",
+        " spend.day, spend.month, pool.spend.day, pool.spend.month, workspace.spend.day, workspace.spend.month",
     ]
     assert lines[-1] == "gate --fail-on-gain models=claude-opus-*: role ops gains models claude-opus-*"
 

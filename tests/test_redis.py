@@ -65,6 +65,31 @@ class TestRoundTrips:
             rbac.close()
         assert fake_claude.count() == 21
 
+    def test_one_round_trip_per_call_with_spend_limits_too(self, server: RedisServer, fake_claude: FakeClaude) -> None:
+        # Dollars per principal and per role pool, beside rpm, tpm and the token budget: still one script call.
+        spender = {**ROLE, "spend": {"day": 100, "month": 1000}, "pool": {"spend": {"month": 5000}}}
+        with TcpProxy("127.0.0.1", server.port) as proxy:
+            rbac = RBAC(
+                {"roles": {"user": spender}},
+                storage=proxy.url(),
+                api_key=KEY,
+                base_url=fake_claude.url,
+                token_estimator=exact,
+            )
+            call(rbac)
+            stats = redis.Redis.from_url(server.url)
+            stats.config_resetstat()
+            proxy.reset()
+            for _ in range(20):
+                call(rbac)
+            assert rbac.flush()
+            assert proxy.round_trips == 20
+            assert stats.info("commandstats")["cmdstat_evalsha"]["calls"] == 20
+            (day, month, pool) = rbac.spend(ALICE)
+            assert (day.scope, day.period, pool.scope) == ("principal", "day", "pool")
+            assert day.used == month.used == pool.used > 0
+            rbac.close()
+
     def test_async_one_round_trip(self, server: RedisServer, fake_claude: FakeClaude) -> None:
         with TcpProxy("127.0.0.1", server.port) as proxy:
             rbac = RBAC(

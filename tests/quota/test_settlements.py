@@ -156,3 +156,30 @@ def test_a_forked_worker_does_not_send_what_its_parent_queued(server: RedisServe
     assert quota.flush()
     assert held(server.url, quota, alice) == 100  # sent once (twice would leave 0)
     quota.close()
+
+
+def test_a_take_that_lost_the_race_is_not_counted_in_flight() -> None:
+    # Two admissions see a non-empty queue at once; the first takes everything. The second's take is empty
+    # and must not count as a send in flight, or flush() would wait for it until its timeout (found with
+    # 4 processes x 25 threads on one spend limit).
+    import threading
+
+    from claude_rbac.quota._engine import Settlement
+    from claude_rbac.quota._settlements import SettlementQueue
+
+    queue = SettlementQueue(lambda items: None, max_age=60)
+    queue.put([Settlement("{g}", "{g}/k", -1)])
+    got: list[list[Settlement]] = []
+    with queue._lock:  # the second admission passed the unlocked check and waits for the lock
+        late = threading.Thread(target=lambda: got.append(queue.take()))
+        late.start()
+        time.sleep(0.05)
+        items, queue._items = queue._items, []  # meanwhile the first admission took everything
+        queue._in_flight += 1
+    late.join(5)
+    assert got == [[]]
+    queue.done(items)
+    started = time.monotonic()
+    assert queue.flush(5)
+    assert time.monotonic() - started < 1
+    queue.close(1)

@@ -15,11 +15,11 @@ from opentelemetry import trace
 
 from .. import audit
 from ..errors import UNAVAILABLE, RateLimited, error_for
+from ..policy import Role, Scope, Spend
 from ..quota import MICRO_USD, Bucket, Reservation, SpendScope, StorageFailure
 from ._attempt import Attempt, Binding
 from ._audit import Auditor
 from ._enforcer import Enforcer
-from ..policy import Role, Scope, Spend
 from ._usage import Usage
 
 __all__ = ["Limiter"]

@@ -12,7 +12,7 @@ from ..errors import PolicyError, PolicyProblem
 from ._grants import DEFAULT_GRANTS, GRANT_KEYS, GrantMatchers, grant_problem
 from ._patterns import ModelMatcher, describe_patterns, pattern_problem
 from ._prices import PriceTable
-from ._spend import Spend, micro_dollars
+from ._spend import NO_SPEND, Spend, micro_dollars
 from ._values import MAX_TOKENS_CEILING, limit_problem
 from ._workspaces import Workspace
 
@@ -83,11 +83,11 @@ class Role:
     budget: Budget = Budget()
     pool_tpm: int | None = None
     pool_budget: Budget = Budget()
-    spend: Spend = Spend()
+    spend: Spend = NO_SPEND
     """US dollars per principal per UTC day/month, in micro-dollars."""
-    pool_spend: Spend = Spend()
+    pool_spend: Spend = NO_SPEND
     """US dollars the role's principals share per UTC day/month, in micro-dollars."""
-    workspace_spend: Spend = Spend()
+    workspace_spend: Spend = NO_SPEND
     """The spend limit of the role's workspace (its own or the default), shared by every role there."""
     workspace: str | None = None
     mode: Mode | None = None
@@ -141,7 +141,7 @@ def scope_name(
     max_tokens: int | None,
     rpm: int | None,
     field_sets: FieldValues = (),
-    spend: Spend = Spend(),
+    spend: Spend = NO_SPEND,
 ) -> str:
     if models is None and max_tokens is None and rpm is None and not field_sets and not spend:
         return ""
@@ -220,7 +220,7 @@ class Scope:
     rpm: int | None = None
     also: tuple[tuple[str, ...], ...] = ()
     """Further model sets a model must match too (from intersected scopes)."""
-    spend: Spend = Spend()
+    spend: Spend = NO_SPEND
     field_sets: FieldValues = ()
     """``(key, patterns)`` per request-field narrowing (``tools``, ``betas``...): a value must match each set of its
     key, on top of the role's grant. An empty set allows nothing (``tools=[]``: no tools on this route)."""

@@ -169,7 +169,25 @@ def _sub_call(asking: _Asking, entry: Mapping[str, Any], inherited: int | None) 
     return decision, fitted
 
 
-def _govern_item(
+def _reserved(
+    asking: _Asking,
+    item: Mapping[str, Any],
+    decision: Decision,
+    prompt: int,
+    runs: list[tuple[str, int]],
+    advisors: list[tuple[str, int]],
+) -> int | Decision:
+    """Micro-dollars one request reserves (0 without a spend limit), or the denial of a call that cannot be priced."""
+    if asking.prices is None:
+        return 0
+    try:
+        return reserve(item, asking.prices, input_tokens=prompt, runs=runs, besides=advisors, batch=asking.batch)
+    except (MissingPrice, ValueError) as exc:
+        message = message_for("model_not_allowed", "unpriced", role=decision.role, model=decision.model, why=exc)
+        return decision.denied("model_not_allowed", message)
+
+
+def _govern_item(  # noqa: PLR0915 - one request's walk, in the order the API applies it
     asking: _Asking,
     item: Mapping[str, Any],
     estimate: TokenEstimator | None,
@@ -242,13 +260,9 @@ def _govern_item(
         )
     prompt = estimate(item) if estimate is not None else 0
     tokens = prompt + most + besides if estimate is not None else 0
-    spend = 0
-    if asking.prices is not None:
-        try:
-            spend = reserve(item, asking.prices, input_tokens=prompt, runs=runs, besides=advisors, batch=asking.batch)
-        except (MissingPrice, ValueError) as exc:
-            message = message_for("model_not_allowed", "unpriced", role=decision.role, model=decision.model, why=exc)
-            return _Item(decision.denied("model_not_allowed", message), None, 0)
+    spend = _reserved(asking, item, decision, prompt, runs, advisors)
+    if isinstance(spend, Decision):
+        return _Item(spend, None, 0)
     if not asking.enforce or not changes:
         return _Item(decision, None, tokens, spend)
     return _Item(decision, {**item, **changes}, tokens, spend)

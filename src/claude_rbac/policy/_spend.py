@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Final, Literal
 
-__all__ = ["MAX_DOLLARS", "MICRO", "Spend", "SpendPeriod", "dollars_of", "micro_dollars", "sdk_models"]
+__all__ = ["MAX_DOLLARS", "MICRO", "NO_SPEND", "Spend", "SpendPeriod", "dollars_of", "micro_dollars", "sdk_models"]
 
 MICRO: Final = 1_000_000
 """Micro-dollars in a dollar."""
@@ -36,6 +36,10 @@ class Spend:
     def narrowed(self, other: Spend) -> Spend:
         """The tighter of two limits, period by period."""
         return Spend(_lower(self.day, other.day), _lower(self.month, other.month))
+
+
+NO_SPEND: Final = Spend()
+"""No spend limit."""
 
 
 def _lower(a: int | None, b: int | None) -> int | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .._secrets import KEY_LITERAL, fingerprint, hide_keys, redact
-from ._spend import Spend, micro_dollars
+from ._spend import NO_SPEND, Spend, micro_dollars
 
 __all__ = [
     "KEY_LITERAL",
@@ -92,7 +92,7 @@ class Workspace:
     base_url: str | None = None
     id: str | None = None
     """The Anthropic workspace id (``wrkspc_...``): the one ``workspace_id`` a request of this workspace may name."""
-    spend: Spend = Spend()
+    spend: Spend = NO_SPEND
     """US dollars every role of this workspace shares per UTC day/month (micro-dollars)."""
 
     def source_for(self, service: str | None) -> KeySource | None:

@@ -14,9 +14,9 @@ A bucket counts one *unit*: ``requests`` (RPM), ``tokens`` (TPM, budgets) and ``
 micro-dollars): the engine never reads a bucket's kind or unit, so spend windows per principal, route, role
 pool or workspace are more buckets, and a :class:`Reservation` holds what it took from each bucket.
 
-Keys start with a Redis Cluster hash tag, ``{<prefix>/principal/<role>/<id>}``, ``{<prefix>/pool/<role>}`` or
-``{<prefix>/workspace/<name>}``: one script call per tag there. Every id is escaped, so ``a/b`` + ``c`` never meets ``a`` + ``b/c`` and no
-id can close a brace.
+Keys start with a Redis Cluster hash tag, ``{<prefix>/principal/<role>/<id>}``, ``{<prefix>/pool/<role>}``
+or ``{<prefix>/workspace/<name>}``: one script call per tag there. Every id is escaped, so ``a/b`` + ``c``
+never meets ``a`` + ``b/c`` and no id can close a brace.
 """
 
 from __future__ import annotations

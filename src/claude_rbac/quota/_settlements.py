@@ -104,7 +104,8 @@ class SettlementQueue:
             return []
         with self._lock:
             items, self._items = self._items, []
-            self._in_flight += 1
+            if items:  # another thread may have taken them since the check: an empty take is not in flight
+                self._in_flight += 1
             return items
 
     def done(self, items: Sequence[Settlement], *, failed: bool = False) -> None:
