@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import math
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +22,8 @@ from claude_rbac.cli import main
 from claude_rbac.quota import LedgerRow, SpendLedger
 from claude_rbac.testing import FakeClaude
 from claude_rbac.testing.otel import global_span_exporter
+from tests.support.redis import RedisServer
+from tests.support.tcp_proxy import TcpProxy
 
 KEY = "sk-ant-api03-ledger-tests-00000000000000000000000000000-wxyz"
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -214,3 +218,29 @@ def test_the_ledger_can_be_turned_off(fake_claude: FakeClaude, key_prefix: str) 
     fake_claude.script_usage({"input_tokens": 1000, "output_tokens": 0})
     rbac.client(UMA).messages.create(**_request(HAIKU))  # priced and limited all the same
     assert [w.used for w in rbac.spend(UMA)] == [Decimal("0.001")]
+
+
+WITHIN = {"input_tokens": 1, "output_tokens": 10}
+
+
+def test_the_ledger_writes_off_the_request_path_at_most_once_a_second(fake_claude: FakeClaude) -> None:
+    """Each call is one round trip; the ledger adds one write per (day, principal, role) per second it drains,
+    whatever the number of calls in that second (and one at the final flush)."""
+    # within the reservation, so no call owes an excess at once: 1 x $1 + 10 x $5 per MTok = 51 micro-dollars
+    with RedisServer() as server, TcpProxy("127.0.0.1", server.port) as proxy:
+        rbac = _rbac(proxy.url(), fake_claude, "ledger-round-trips")
+        fake_claude.script_usage(WITHIN)
+        rbac.client(UMA).messages.create(**_request(HAIKU))  # connects and loads the scripts
+        assert rbac.flush()
+        proxy.reset()
+        started = time.monotonic()
+        for _ in range(30):
+            fake_claude.script_usage(WITHIN)
+            rbac.client(UMA).messages.create(**_request(HAIKU))
+        assert rbac.flush()
+        seconds = time.monotonic() - started
+        ledger_writes = proxy.round_trips - 30
+        assert 1 <= ledger_writes <= math.ceil(seconds) + 1
+        assert rbac.spend_ledger is not None
+        assert rbac.spend_ledger.report().rows == (LedgerRow("uma", "user", 31 * 51, 31),)
+        rbac.close()
