@@ -15,9 +15,10 @@ Environment:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
-from claude_rbac import RBAC, Policy
+from claude_rbac import RBAC, Policy, SpendWindow
 from examples.backend import Backend, backend_from_env
 from examples.telemetry import configure_telemetry_from_env, log_events_wanted
 
@@ -73,3 +74,23 @@ def build_rbac() -> tuple[RBAC, Backend]:
 def configure_tracing_from_env() -> None:
     """Spans, metrics and log events as the standard ``OTEL_*`` variables ask (once per process)."""
     configure_telemetry_from_env()
+
+
+def own_spend(windows: Iterable[SpendWindow]) -> list[dict[str, str]]:
+    """The principal's own spend windows (``rbac.spend(principal)``) as JSON for the demo page.
+
+    A pool's or a workspace's ``used`` is what everyone sharing it spent: the page shows it to admins only
+    (on the admin page), so a user sees their own limits and the route's. Dollars are exact decimal strings.
+    """
+    return [
+        {
+            "scope": window.scope,
+            "period": window.period,
+            "limit": str(window.limit),
+            "used": str(window.used),
+            "remaining": str(window.remaining),
+            "resets_at": window.resets_at.isoformat(),
+        }
+        for window in windows
+        if window.scope in ("principal", "route")
+    ]

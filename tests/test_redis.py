@@ -75,6 +75,7 @@ class TestRoundTrips:
                 api_key=KEY,
                 base_url=fake_claude.url,
                 token_estimator=exact,
+                spend_ledger=False,  # the ledger writes off the request path: tests/test_spend_ledger.py bounds it
             )
             call(rbac)
             stats = redis.Redis.from_url(server.url)

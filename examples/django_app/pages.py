@@ -20,7 +20,9 @@ the session holds the user's id, never a role. The demo users have no passwords:
 const post = (url, body) => fetch(url, {method: "POST", headers: {"Content-Type": "application/json"},
   body: JSON.stringify(body || {})}).then(r => r.json());
 const me = () => fetch("/api/me").then(r => r.json()).then(m => {
-  document.getElementById("me").textContent = m.user ? `Signed in as ${m.user} (${m.role})` : "Not signed in";
+  const day = (m.spend || []).find(w => w.scope === "principal" && w.period === "day");
+  const left = day ? `; dollars left today: $${day.remaining} of $${day.limit}` : "";
+  document.getElementById("me").textContent = m.user ? `Signed in as ${m.user} (${m.role})${left}` : "Not signed in";
 });
 document.getElementById("login").onsubmit = e => {
   e.preventDefault(); post("/login", {username: e.target.username.value}).then(me);
@@ -37,7 +39,10 @@ me();
 """
 
 ADMIN_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>claude_rbac - admin</title></head><body>
+<html><head><meta charset="utf-8"><title>claude_rbac - admin</title>
+<style>body{font:15px system-ui;max-width:46rem;margin:2rem auto}table{border-collapse:collapse;width:100%}
+td,th{border-bottom:1px solid #ddd;padding:.35rem;text-align:left}.num{text-align:right}</style></head><body>
+{{spend}}
 <h1>Roles</h1>
 <table><tr><th>role</th><th>models</th><th>max_tokens</th><th>rpm</th></tr>{{rows}}</table>
 <p><a href="/">Back</a></p>

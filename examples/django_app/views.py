@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import auth
+from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.html import escape
 from django.views import View
@@ -14,7 +15,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from claude_rbac import InvalidRequest, NotAuthenticated
 from claude_rbac.integrations.django import RoleRequiredMixin, get_principal, get_rbac, requires_role
-from examples.common import DEMO_USERS
+from examples.common import DEMO_USERS, own_spend
+from examples.spend_chart import spend_html
 
 from .demo_users import demo_user, group_for
 from .pages import ADMIN_PAGE, INDEX_PAGE
@@ -87,10 +89,12 @@ def me(request: HttpRequest) -> JsonResponse:
     principal = get_principal(request)  # request.principal is lazy (like request.user): never `is None`
     if principal is None:
         return JsonResponse({"user": None, "role": None, "rate_limits": []})
-    limits = get_rbac().rate_limits(principal)
+    rbac = get_rbac()
+    limits = rbac.rate_limits(principal)
     # The principal's id is the user's primary key (str(user.pk)); people know the user by name.
     user = request.user.get_username() or principal.id
-    return JsonResponse({"user": user, "role": principal.role, "rate_limits": limits})
+    spend = own_spend(rbac.spend(principal))
+    return JsonResponse({"user": user, "role": principal.role, "rate_limits": limits, "spend": spend})
 
 
 @require_POST
@@ -130,10 +134,22 @@ class AdminPage(RoleRequiredMixin, View):
     required_role = "admin"
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        policy = get_rbac().policy
+        rbac = get_rbac()
+        policy = rbac.policy
         rows = "".join(
             f"<tr><td>{escape(role.name)}</td><td>{escape(', '.join(role.models)) or '-'}</td>"
             f"<td>{role.max_tokens or '-'}</td><td>{role.rpm or '-'}</td></tr>"
             for role in policy.roles.values()
         )
-        return HttpResponse(ADMIN_PAGE.replace("{{rows}}", rows))
+        return HttpResponse(ADMIN_PAGE.replace("{{rows}}", rows).replace("{{spend}}", _spend_section(rbac)))
+
+
+def _spend_section(rbac: Any) -> str:
+    """Today's spend from the ledger. It records principal ids (the user's pk here): the page shows usernames."""
+    if rbac.spend_ledger is None:
+        return "<p>No spend ledger.</p>"
+    report = rbac.spend_ledger.report()
+    model = get_user_model()
+    ids = [row.principal for row in report.rows if row.principal.isdigit()]
+    names = {str(pk): name for pk, name in model.objects.filter(pk__in=ids).values_list("pk", model.USERNAME_FIELD)}
+    return spend_html(report, label=lambda principal: names.get(principal, principal))

@@ -27,7 +27,8 @@ from starlette.requests import HTTPConnection
 
 from claude_rbac import RBAC, InvalidRequest, NotAuthenticated, Principal
 from claude_rbac.integrations.fastapi import EventStreamResponse, RBACMiddleware, get_principal, requires_role
-from examples.common import DEMO_USERS, MODELS, SECRET_KEY, build_rbac, role_of
+from examples.common import DEMO_USERS, MODELS, SECRET_KEY, build_rbac, own_spend, role_of
+from examples.spend_chart import admin_spend_html
 
 DEFAULT_MODEL = "claude-haiku-4-5"
 LONG_MODEL = "claude-opus-4-7"
@@ -175,8 +176,9 @@ def _add_pages(app: FastAPI, rbac: RBAC) -> None:
         return {"ok": True}
 
     @app.get("/admin", response_class=HTMLResponse, dependencies=[Depends(requires_role("admin"))], tags=["pages"])
-    async def admin(request: Request) -> str:
-        """The policy in force, for admins only."""
+    def admin(request: Request) -> str:
+        """Today's spend and the policy in force, for admins only (a plain def: FastAPI runs it on a worker
+        thread, so reading the ledger from Redis never blocks the event loop)."""
         rows = "".join(
             f"<tr><td>{escape(role.name)}</td><td>{'yes' if role.allowed else 'no'}</td>"
             f"<td>{escape(', '.join(role.models)) or '-'}</td><td>{role.max_tokens or '-'}</td>"
@@ -184,7 +186,9 @@ def _add_pages(app: FastAPI, rbac: RBAC) -> None:
             for role in rbac.policy.roles.values()
         )
         principal = get_principal(request)
-        return ADMIN_PAGE.format(user=escape(principal.id if principal else ""), rows=rows)
+        return ADMIN_PAGE.format(
+            user=escape(principal.id if principal else ""), rows=rows, spend=admin_spend_html(rbac)
+        )
 
 
 # -- the JSON API ----------------------------------------------------------------------------------
@@ -207,11 +211,16 @@ def _messages(prompt: str) -> list[anthropic.types.MessageParam]:
 def _add_api(app: FastAPI, rbac: RBAC) -> None:
     @app.get("/api/me", tags=["api"])
     async def me(request: Request) -> dict[str, Any]:
-        """Who is signed in, and the requests left this minute."""
+        """Who is signed in, the requests left this minute and the dollars left today."""
         principal = get_principal(request)
         if principal is None:
             raise NotAuthenticated("Sign in first.")
-        return {"user": principal.id, "role": principal.role, "rate_limits": await rbac.arate_limits(principal)}
+        return {
+            "user": principal.id,
+            "role": principal.role,
+            "rate_limits": await rbac.arate_limits(principal),
+            "spend": own_spend(await rbac.aspend(principal)),
+        }
 
     @app.get("/api/models", tags=["api"])
     async def models(request: Request) -> list[dict[str, Any]]:
@@ -283,8 +292,9 @@ async def _relay(stream: anthropic.AsyncStream[anthropic.types.RawMessageStreamE
 ADMIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>claude_rbac admin</title>
 <style>body{{font:15px system-ui,sans-serif;margin:2rem auto;max-width:46rem;padding:0 1rem}}
-table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.4rem;text-align:left}}</style>
-</head><body><h1>Admin</h1><p>Signed in as <b>{user}</b>. The policy in force:</p>
+table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.4rem;text-align:left}}
+.num{{text-align:right;font-variant-numeric:tabular-nums}}h2{{font-size:1.1rem}}</style>
+</head><body><h1>Admin</h1><p>Signed in as <b>{user}</b>.</p>{spend}<h2>The policy in force</h2>
 <table><tr><th>role</th><th>Claude API</th><th>models</th><th>max_tokens</th><th>requests/min</th></tr>{rows}</table>
 <p><a href="/">Back to the chat</a></p></body></html>
 """

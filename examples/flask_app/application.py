@@ -24,10 +24,12 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from markupsafe import Markup
 
 from claude_rbac import RBAC, InvalidRequest, NotAuthenticated, Principal
 from claude_rbac.integrations.flask import ClaudeRBAC, current_claude, current_principal, current_rbac, requires_role
-from examples.common import DEMO_USERS, MODELS, SECRET_KEY, build_rbac, role_of
+from examples.common import DEMO_USERS, MODELS, SECRET_KEY, build_rbac, own_spend, role_of
+from examples.spend_chart import admin_spend_html
 from examples.telemetry import configure_telemetry_from_env, wsgi_server_spans
 
 DEFAULT_MODEL = "claude-haiku-4-5"
@@ -80,7 +82,9 @@ def _unreachable(error: anthropic.APIConnectionError) -> ResponseReturnValue:
 
 @pages.get("/")
 def index() -> str:
-    return render_template("index.html", principal=current_principal(), users=DEMO_USERS, models=MODELS)
+    principal = current_principal()
+    spend = own_spend(current_rbac().spend(principal)) if principal is not None else []
+    return render_template("index.html", principal=principal, users=DEMO_USERS, models=MODELS, spend=spend)
 
 
 @pages.post("/login")
@@ -108,7 +112,9 @@ def logout() -> ResponseReturnValue:
 @pages.get("/admin")
 @requires_role("admin")
 def admin() -> str:
-    return render_template("admin.html", principal=current_principal(), roles=current_rbac().policy.roles.values())
+    rbac = current_rbac()
+    spend = Markup(admin_spend_html(rbac))  # built from escaped parts (examples/spend_chart.py)
+    return render_template("admin.html", principal=current_principal(), roles=rbac.policy.roles.values(), spend=spend)
 
 
 # -- the JSON API ----------------------------------------------------------------------------------
@@ -119,7 +125,13 @@ def me() -> ResponseReturnValue:
     principal = current_principal()
     if principal is None:
         raise NotAuthenticated("Sign in first.")
-    return {"user": principal.id, "role": principal.role, "rate_limits": current_rbac().rate_limits(principal)}
+    rbac = current_rbac()
+    return {
+        "user": principal.id,
+        "role": principal.role,
+        "rate_limits": rbac.rate_limits(principal),
+        "spend": own_spend(rbac.spend(principal)),
+    }
 
 
 def _chat_request(default_model: str, default_max_tokens: int) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The ``claude-rbac`` command: check, explain, test, diff, keys and demo.
+"""The ``claude-rbac`` command: check, explain, test, diff, keys, spend and demo.
 
 Exit codes: 0 success (for ``explain``: the call would be allowed), 1 the policy is invalid or the call
 would be denied, 2 usage errors. User errors print one clear message, never a traceback.
@@ -15,6 +15,7 @@ import anthropic
 from anthropic.types import Model
 
 from ._cli_diff import add_diff_command
+from ._cli_spend import add_spend_command
 from ._cli_test import add_test_command
 from ._version import __version__
 from .enforcement import KeyRing
@@ -307,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("policy", metavar="POLICY", help="a .toml, .json or .yaml policy")
     keys.add_argument("--service", help="the service whose key to look up (RBAC(service=...))")
     keys.set_defaults(run=cmd_keys)
+    add_spend_command(commands)
 
     demo = commands.add_parser(
         "demo", help="run each default role against a local FakeClaude", description="An offline demo."

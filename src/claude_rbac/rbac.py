@@ -40,7 +40,16 @@ from .policy import (
     TokenEstimator,
     format_org_ids,
 )
-from .quota import Bucket, Quota, SpendRecorder, SpendWindow, spend_windows, warn_if_memory_in_many_workers
+from .quota import (
+    DAY_TTL,
+    Bucket,
+    Quota,
+    SpendLedger,
+    SpendRecorder,
+    SpendWindow,
+    spend_windows,
+    warn_if_memory_in_many_workers,
+)
 
 __all__ = ["RBAC"]
 
@@ -82,24 +91,19 @@ class RBAC:
         warn_multiprocess: bool = True,
         reload: ReloadMode = "manual",
         on_reload_error: OnReloadError = "keep",
+        spend_ledger: bool = True,
+        spend_ledger_days: int = DAY_TTL,
         spend_recorder: SpendRecorder | None = None,
     ) -> None:
-        """``spend_recorder`` receives each settled call's exact cost, off the request path, for a daily spend
-        ledger (see :class:`~claude_rbac.quota.SpendRecorder`); ``None``: no ledger."""
+        """Each settled call's exact cost goes, off the request path, to a daily spend ledger: by default
+        :attr:`spend_ledger`, a :class:`~claude_rbac.quota.SpendLedger` on ``storage`` keeping each UTC day
+        ``spend_ledger_days`` days (``docs/spend-ledger.md``); ``spend_recorder``: a
+        :class:`~claude_rbac.quota.SpendRecorder` of the app's own instead; ``spend_ledger=False``: none."""
         loaded = load_policy(policy)
         try:
             org_ids = format_org_ids(allowed_org_ids) if allowed_org_ids is not None else None
         except ValueError as exc:
             raise PolicyError([PolicyProblem(str(exc), "RBAC(allowed_org_ids=...)")]) from None
-        self.quota = Quota(
-            storage,
-            key_prefix=key_prefix,
-            storage_options=storage_options,
-            async_storage=async_storage,
-            spend_recorder=spend_recorder,
-        )
-        if warn_multiprocess:
-            warn_if_memory_in_many_workers(storage)
         self.auditor = Auditor(
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
@@ -108,6 +112,30 @@ class RBAC:
             events=audit_events,
             logger_provider=logger_provider,
         )
+        self.spend_ledger: SpendLedger | None = None
+        """The daily spend ledger (``docs/spend-ledger.md``): each priced call's exact cost per principal and role
+        per UTC day, on the RBAC's storage, ids as the audit trail keeps them (``audit_user_id``). ``None`` with
+        ``spend_ledger=False`` or a ``spend_recorder`` of the app's own."""
+        if spend_recorder is None and spend_ledger:
+            given = dict(storage_options or {})
+            clock = given.pop("clock", None)
+            self.spend_ledger = SpendLedger(
+                storage,
+                key_prefix=key_prefix,
+                storage_options=given,
+                ttl_days=spend_ledger_days,
+                principal_id=self.auditor.recorded_id,
+                clock=clock,
+            )
+        self.quota = Quota(
+            storage,
+            key_prefix=key_prefix,
+            storage_options=storage_options,
+            async_storage=async_storage,
+            spend_recorder=spend_recorder or self.spend_ledger,
+        )
+        if warn_multiprocess:
+            warn_if_memory_in_many_workers(storage)
         options = dict(client_options or {})
         self.enforcer = Enforcer(
             loaded,
@@ -301,7 +329,9 @@ class RBAC:
     def close(self) -> None:
         """Close the sync clients' pool and the storage's connections (governed clients share them: close this)."""
         self._clients.close()
-        self.quota.close()
+        self.quota.close()  # hands the ledger what waits first
+        if self.spend_ledger is not None:
+            self.spend_ledger.close()
 
     async def aclose(self) -> None:
         """Close every client pool, async ones included (call it before the event loop ends)."""

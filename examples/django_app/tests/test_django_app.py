@@ -15,13 +15,18 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
+from tests.support.redis import delete_prefix, unique_prefix
 
+from claude_rbac.cli import main
+from claude_rbac.quota import SpendLedger
 from claude_rbac.testing import FakeClaude
 from examples.common import DEMO_USERS
+from examples.spend_checks import EXPECTED, SCRIPTED, page_figures, report_figures
 
 ROOT = Path(__file__).resolve().parents[3]
 HAIKU, SONNET, OPUS = "claude-haiku-4-5", "claude-sonnet-4-6", "claude-opus-4-7"
@@ -51,13 +56,14 @@ def fake() -> Iterator[FakeClaude]:
         yield fake
 
 
-@pytest.fixture(scope="module")
-def server(fake: FakeClaude) -> Iterator[str]:
+@contextlib.contextmanager
+def serving(fake: FakeClaude, **env: str) -> Iterator[str]:
+    """The example, started with its one command, on a free port; ``env`` adds to :func:`example_env`."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "examples.django_app", "runserver", f"127.0.0.1:{port}", "--noreload"],
         cwd=ROOT,
-        env=example_env(fake),
+        env={**example_env(fake), **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -82,6 +88,12 @@ def server(fake: FakeClaude) -> Iterator[str]:
             process.wait()
         if process.stderr is not None:
             process.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def server(fake: FakeClaude) -> Iterator[str]:
+    with serving(fake) as url:
+        yield url
 
 
 @pytest.fixture
@@ -262,3 +274,40 @@ def test_extra_demo_users_join_the_group_of_their_role(fake: FakeClaude) -> None
     unmapped = run_example(fake, "check", CLAUDE_RBAC_DEMO_EXTRA_USERS="root=superadmin")
     assert unmapped.returncode != 0
     assert "no group of the Django example grants role 'superadmin'" in unmapped.stderr
+
+
+def test_spend_admin_page_ledger_and_cli_agree(
+    fake: FakeClaude, example_redis: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On Redis, so this process reads the ledger the server wrote: the admin page, the ledger and the CLI agree."""
+    if not example_redis:
+        pytest.skip("no Redis available (CI=true makes this a failure)")
+    prefix = unique_prefix()
+    try:
+        with serving(fake, CLAUDE_RBAC_STORAGE=example_redis, CLAUDE_RBAC_KEY_PREFIX=prefix) as url:
+            fake.reset()
+            for user, usage, _ in SCRIPTED:
+                fake.script_usage(usage)
+                with signed_in(url, user) as client:
+                    assert client.post("/api/chat", json={"prompt": "hi"}).status_code == 200
+            with signed_in(url, "uma") as uma:
+                assert uma.get("/admin").status_code == 403
+                (day,) = uma.get("/api/me").json()["spend"]
+                assert Decimal(day["remaining"]) == Decimal("0.5") - EXPECTED[("uma", "user")][0]
+            with signed_in(url, "ada") as ada:
+                deadline = time.monotonic() + 10  # the server hands its ledger what waits within a second
+                while True:
+                    page = ada.get("/admin").text
+                    if page_figures(page, labels=True)[0] == EXPECTED or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.1)
+        assert page_figures(page, labels=True)[0] == EXPECTED
+        ledger = SpendLedger(example_redis, key_prefix=prefix)
+        assert page_figures(page) == report_figures(ledger.report())  # the ledger holds the user's pk
+        ledger.close()
+        assert main(["spend", "--storage", example_redis, "--key-prefix", prefix, "--json"]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        cli = {(row["principal"], row["role"]): (Decimal(row["dollars"]), row["calls"]) for row in printed["rows"]}
+        assert cli == page_figures(page)[0]
+    finally:
+        delete_prefix(example_redis, prefix)

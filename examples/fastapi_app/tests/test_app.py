@@ -6,13 +6,17 @@ import base64
 import json
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from claude_rbac.cli import main
 from claude_rbac.testing import FakeClaude
 from examples.common import DEMO_USERS, MODELS
+from examples.spend_checks import EXPECTED as SPENT
+from examples.spend_checks import SCRIPTED, page_figures, report_figures
 
 HAIKU, SONNET, OPUS = MODELS
 
@@ -276,3 +280,55 @@ def test_openapi_documents_the_errors(client: TestClient) -> None:
     for path, method in [("/api/chat", "post"), ("/api/long", "post"), ("/api/chat/stream", "get"), ("/admin", "get")]:
         assert {"401", "403", "429"} <= set(paths[path][method]["responses"]), path
     assert "401" not in paths["/api/models"]["get"]["responses"]
+
+
+def _spend_some(client: TestClient, fake: FakeClaude) -> None:
+    for user, usage, _ in SCRIPTED:
+        fake.script_usage(usage)
+        client.post("/login", json={"username": user})
+        assert client.post("/api/chat", json={"prompt": "Hi"}).status_code == 200
+
+
+@pytest.mark.parametrize("storage", ["memory", "redis"])
+def test_spend_admin_page_ledger_and_cli_agree(
+    request: pytest.FixtureRequest, offline_env: FakeClaude, storage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if storage == "redis":
+        request.getfixturevalue("redis_env")
+    from examples.fastapi_app import create_app
+
+    app = create_app()
+    with TestClient(app) as client:
+        _spend_some(client, offline_env)
+        rbac = app.state.rbac
+        rbac.flush()
+        for user in ("vera", "uma", "paul"):
+            client.post("/login", json={"username": user})
+            refused = client.get("/admin")
+            assert refused.status_code == 403
+            assert "data-micro-dollars" not in refused.text
+        client.post("/login", json={"username": "ada"})
+        page = client.get("/admin")
+        assert page.status_code == 200
+        assert page_figures(page.text) == report_figures(rbac.spend_ledger.report())
+        assert page_figures(page.text)[0] == SPENT
+        assert "<svg" in page.text
+    if storage == "redis":  # the CLI reads what the app wrote, from the same environment
+        assert main(["spend", "--json"]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        cli = {(row["principal"], row["role"]): (Decimal(row["dollars"]), row["calls"]) for row in printed["rows"]}
+        assert cli == SPENT
+
+
+def test_the_demo_page_shows_dollars_left_beside_the_requests(client: TestClient, offline_env: FakeClaude) -> None:
+    page = client.get("/").text
+    assert 'id="dollars-left"' in page
+    assert page.index('id="meter"') < page.index('id="dollars-meter"')
+    _spend_some(client, offline_env)
+    client.post("/login", json={"username": "uma"})
+    (day,) = client.get("/api/me").json()["spend"]
+    spent = sum((amount for user, _, amount in SCRIPTED if user == "uma"), Decimal(0))
+    assert (day["scope"], day["period"], day["limit"]) == ("principal", "day", "0.5")
+    assert Decimal(day["remaining"]) == Decimal("0.5") - spent
+    client.post("/login", json={"username": "vera"})
+    assert client.get("/api/me").json()["spend"] == []

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 
+from claude_rbac.cli import main
+from claude_rbac.integrations.flask import current_rbac
 from claude_rbac.testing import FakeClaude
 from examples.common import DEMO_USERS
 from examples.flask_app.tests.conftest import close_app
+from examples.spend_checks import EXPECTED, SCRIPTED, page_figures, report_figures
 
 HAIKU, SONNET, OPUS = "claude-haiku-4-5", "claude-sonnet-4-6", "claude-opus-4-7"
 SMALL_POLICY = """\
@@ -236,3 +240,78 @@ def test_the_wsgi_app_object(offline_env: FakeClaude, monkeypatch: pytest.Monkey
     assert client.post("/api/chat", json={"prompt": "hi"}).status_code == 200
     assert offline_env.count() == 1
     close_app(wsgi_app)
+
+
+class TestSpend:
+    """Today's spend: the admin page's chart and figures are the ledger's, which are the hand-priced costs."""
+
+    @staticmethod
+    def spend_some(login: Any, fake: FakeClaude) -> None:
+        for user, usage, _ in SCRIPTED:
+            fake.script_usage(usage)
+            assert login(user).post("/api/chat", json={"prompt": "hi"}).status_code == 200
+
+    @pytest.mark.parametrize(("username", "status"), [(None, 401), ("vera", 403), ("uma", 403), ("paul", 403)])
+    def test_only_admins_see_the_spend(
+        self, login: Any, offline_env: FakeClaude, username: str | None, status: int
+    ) -> None:
+        self.spend_some(login, offline_env)
+        response = login(username).get("/admin")
+        assert response.status_code == status
+        assert "data-micro-dollars" not in response.get_data(as_text=True)
+
+    def test_the_admin_page_shows_the_ledger(self, app: Flask, login: Any, offline_env: FakeClaude) -> None:
+        self.spend_some(login, offline_env)
+        page = login("ada").get("/admin").get_data(as_text=True)
+        with app.app_context():
+            ledger = current_rbac().spend_ledger
+            assert ledger is not None
+            report = ledger.report()
+        assert page_figures(page) == report_figures(report)
+        assert page_figures(page)[0] == EXPECTED
+        assert "<svg" in page
+        assert "<script" not in page.split("<svg", 1)[1].split("</svg>", 1)[0]
+        assert "By role" in page
+        assert "By user" in page
+
+    def test_the_demo_page_shows_the_dollars_left(self, login: Any, offline_env: FakeClaude) -> None:
+        self.spend_some(login, offline_env)
+        client = login("uma")
+        (day,) = client.get("/api/me").get_json()["spend"]
+        spent = sum((amount for user, _, amount in SCRIPTED if user == "uma"), Decimal(0))
+        assert (day["scope"], day["period"], Decimal(day["limit"])) == ("principal", "day", Decimal("0.5"))
+        assert Decimal(day["remaining"]) == Decimal("0.5") - spent
+        assert f"<b>${day['remaining']}</b> of $0.5" in client.get("/").get_data(as_text=True)
+        assert login("vera").get("/api/me").get_json()["spend"] == []
+
+
+def test_cli_ledger_and_admin_page_agree_on_redis(
+    redis_env: str, offline_env: FakeClaude, make_app: Callable[[], Flask], capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = make_app()
+    for user, usage, _ in SCRIPTED:
+        offline_env.script_usage(usage)
+        client = app.test_client()
+        client.post("/login", json={"username": user})
+        assert client.post("/api/chat", json={"prompt": "hi"}).status_code == 200
+    with app.app_context():
+        current_rbac().flush()
+    admin = app.test_client()
+    admin.post("/login", json={"username": "ada"})
+    page = page_figures(admin.get("/admin").get_data(as_text=True))
+    assert main(["spend", "--json"]) == 0  # CLAUDE_RBAC_STORAGE and CLAUDE_RBAC_KEY_PREFIX, as the app reads them
+    printed = json.loads(capsys.readouterr().out)
+    cli = {(row["principal"], row["role"]): (Decimal(row["dollars"]), row["calls"]) for row in printed["rows"]}
+    assert page[0] == cli == EXPECTED
+
+
+def test_the_admin_page_escapes_recorded_ids(app: Flask, login: Any) -> None:
+    """User ids are untrusted: an id is text on the page, in the chart and in the table's attributes."""
+    with app.app_context():
+        ledger = current_rbac().spend_ledger
+        assert ledger is not None
+        ledger.record(ledger.today(), '<script>alert(1)</script>"', "user", 5, 1)
+    page = login("ada").get("/admin").get_data(as_text=True)
+    assert "<script>alert(1)" not in page
+    assert 'data-principal="&lt;script&gt;alert(1)&lt;/script&gt;&quot;"' in page
+    assert page_figures(page)[0] == {('<script>alert(1)</script>"', "user"): (Decimal("0.000005"), 1)}

@@ -180,6 +180,16 @@ class Auditor:
 
     # -- attributes --------------------------------------------------------------------------------
 
+    def recorded_id(self, principal_id: str) -> str:
+        """The user id as this audit trail keeps it: as given (``plain``), its keyed pseudonym (``hashed``, the
+        ``enduser.pseudo.id`` of the spans), or ``""`` (``off``). The spend ledger stores the same."""
+        if self.user_id_mode == "plain":
+            return principal_id
+        if self.user_id_mode == "off":
+            return ""
+        assert self._user_key is not None
+        return hmac.new(self._user_key, principal_id.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
     def user_attributes(self, principal: Principal | None) -> dict[str, AttributeValue]:
         attributes: dict[str, AttributeValue] = {}
         if principal is None:
@@ -187,10 +197,7 @@ class Auditor:
         if self.user_id_mode == "plain":
             attributes[ENDUSER_ID] = principal.id
         elif self.user_id_mode == "hashed":
-            assert self._user_key is not None
-            attributes[ENDUSER_PSEUDO_ID] = hmac.new(
-                self._user_key, principal.id.encode("utf-8"), hashlib.sha256
-            ).hexdigest()[:32]
+            attributes[ENDUSER_PSEUDO_ID] = self.recorded_id(principal.id)
         if isinstance(principal.role, str):
             attributes[USER_ROLES] = [principal.role]
         return attributes

@@ -8,6 +8,7 @@ from ._ledger import SpendRecorder
 from ._memory import LazyMemoryStorage
 from ._quota import Quota, StorageFailure, Used
 from ._report import SpendWindow, spend_windows
+from ._spend_ledger import DAY_TTL, LedgerRow, RoleTotal, SpendLedger, SpendReport
 from ._storage import async_storage_uri
 from ._workers import WORKER_SOURCES, Workers, detect_workers, find_workers, warn_if_memory_in_many_workers
 
@@ -19,10 +20,15 @@ __all__ = [
     "spend_windows",
     "Bucket",
     "BucketKind",
+    "DAY_TTL",
     "Held",
     "LazyMemoryStorage",
+    "LedgerRow",
     "Quota",
     "Reservation",
+    "RoleTotal",
+    "SpendLedger",
+    "SpendReport",
     "StorageFailure",
     "Strategy",
     "Used",
