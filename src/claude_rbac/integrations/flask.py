@@ -239,7 +239,7 @@ def _runs_last() -> bool:
     hooks = current_app.before_request_funcs
     if any(hooks.get(name) for name in request.blueprints):
         return False
-    own = hooks.get(None)
+    own: list[Any] = hooks.get(None) or []
     return bool(own) and own[-1] is _enforce_rules
 
 
