@@ -1,29 +1,53 @@
-"""Over the wire: requests/s with wrk against gunicorn (Flask) and uvicorn (Starlette), bare and guarded.
+"""Over the wire: requests/s with wrk against gunicorn (Flask) and uvicorn (Starlette), and the CPU a request costs.
 
-One worker each, on 127.0.0.1; every variant of ``benchmarks/wire_apps.py`` is served at once and the
-wrk runs are interleaved over rounds, so machine noise hits them alike. Needs ``wrk`` (Debian's
-package; ``make bench`` installs it when it can).
+Two parts, each with every variant of ``benchmarks/wire_apps.py`` served at once (one worker each, on
+127.0.0.1) and the load runs interleaved over rounds, so machine noise hits them alike:
 
-Run: ``.venv/bin/python -m benchmarks.bench_wire``
+* **The governed call matrix** (Flask under gunicorn, one sync worker): a route that makes one Claude call,
+  answered in-process, with a plain SDK client (twice: the A/A control, which shows the noise band) and
+  with the governed client, for 1,000 and 100,000 rotating users, with RPM only, RPM+TPM+budget and (once
+  the policy has it) RPM+TPM+spend, on memory and on Redis. Beside requests/s, the CPU per request measured
+  inside the worker (``time.process_time()`` deltas, every thread of the process included, over the requests
+  the worker counted) and the context switches of the worker's other threads per request (a thread woken per
+  call shows there). Before each round of a 100,000-user case every user gets a live window
+  (``POST /_prefill``, untimed), so they are all active users of the storage while it runs.
+* **Guards and their peers**: requests/s of a bare route, Flask-Limiter/slowapi and claude_rbac's guard (and,
+  for Starlette, the calls too).
+
+Needs ``wrk`` (Debian's package; ``make bench`` installs it when it can); without it a small Python load
+generator stands in (its requests/s are the client's, not the server's; the CPU per request is still right).
+
+Run: ``.venv/bin/python -m benchmarks.bench_wire`` (``--quick`` for a smoke run).
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import http.client
 import re
 import shutil
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from tests.support.redis import free_port
+from tests.support.redis import delete_prefix, free_port
 from tests.support.servers import server
 
+from benchmarks.wire_apps import LIMITS, REDIS, ROLE
+
 BIN = Path(sys.executable).parent
+CONNECTIONS = 16
 VARIANTS = ["bare", "peer-memory", "peer-redis", "guard", "bare-call", "guard-call-memory", "guard-call-redis"]
+FLASK_GUARDS = ["bare", "peer-memory", "peer-redis", "guard"]
+"""The Flask guard table: its calls are measured by the matrix."""
 PEER = {"flask": "Flask-Limiter", "starlette": "slowapi"}
 LABELS = {
     "bare": "bare route",
@@ -34,6 +58,8 @@ LABELS = {
     "guard-call-memory": "claude_rbac guard + governed call (memory)",
     "guard-call-redis": "claude_rbac guard + governed call (Redis)",
 }
+LIMIT_LABELS = {"rpm": "RPM", "tokens": "RPM+TPM+budget", "spend": "RPM+TPM+spend"}
+USER_COUNTS = (1_000, 100_000)
 
 
 def _argv(framework: str, port: int) -> list[str]:
@@ -42,6 +68,8 @@ def _argv(framework: str, port: int) -> list[str]:
             str(BIN / "gunicorn"),
             "--workers",
             "1",
+            "--timeout",
+            "300",  # a 100,000-user prefill on Redis takes a while
             "--bind",
             f"127.0.0.1:{port}",
             "--log-level",
@@ -64,14 +92,14 @@ def _argv(framework: str, port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def serving(framework: str) -> Iterator[dict[str, str]]:
-    """Every variant served at once; yields variant -> URL."""
+def serving(framework: str, envs: dict[str, dict[str, str]]) -> Iterator[dict[str, str]]:
+    """Every variant (name -> its environment) served at once; yields name -> URL."""
     with contextlib.ExitStack() as stack:
         urls = {}
-        for variant in VARIANTS:
+        for name, own in envs.items():
             port = free_port()
-            env = {"BENCH_FRAMEWORK": framework, "BENCH_VARIANT": variant}
-            urls[variant] = stack.enter_context(server(_argv(framework, port), port, env, ready_path="/chat"))
+            env = {"BENCH_FRAMEWORK": framework, **own}
+            urls[name] = stack.enter_context(server(_argv(framework, port), port, env, ready_path="/chat"))
         yield urls
 
 
@@ -81,9 +109,12 @@ def _cookie(url: str) -> str:
     return f"session={response.cookies['session']}"
 
 
-def wrk(url: str, cookie: str, seconds: int, connections: int = 16) -> float:
+# -- load -------------------------------------------------------------------------------------------------
+
+
+def wrk(url: str, cookie: str, seconds: float, connections: int = CONNECTIONS) -> float:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-H", f"Cookie: {cookie}", f"{url}/chat"],
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-H", f"Cookie: {cookie}", f"{url}/chat"],
         capture_output=True,
         text=True,
         check=True,
@@ -96,19 +127,212 @@ def wrk(url: str, cookie: str, seconds: int, connections: int = 16) -> float:
     return float(match.group(1))
 
 
-def measure(framework: str, rounds: int = 5, seconds: int = 3) -> str:
-    with serving(framework) as urls:
+def pyload(url: str, cookie: str, seconds: float, connections: int = 4) -> float:
+    """wrk's stand-in: keep-alive connections in threads, each sending GET /chat back to back."""
+    host, port = url.removeprefix("http://").split(":")
+    deadline = time.monotonic() + seconds
+    done = [0] * connections
+    failed: list[int] = []
+
+    def run(slot: int) -> None:
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        while time.monotonic() < deadline:
+            connection.request("GET", "/chat", headers={"Cookie": cookie})
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                failed.append(response.status)
+                return
+            done[slot] += 1
+        connection.close()
+
+    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(connections)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failed:
+        raise RuntimeError(f"{url}: non-2xx responses under load: {failed[:5]}")
+    return sum(done) / (time.monotonic() - started)
+
+
+def load(url: str, cookie: str, seconds: float) -> float:
+    return wrk(url, cookie, seconds) if shutil.which("wrk") else pyload(url, cookie, seconds)
+
+
+def load_name() -> str:
+    return f"wrk -t1 -c{CONNECTIONS}" if shutil.which("wrk") else "a Python load generator (4 connections; wrk absent)"
+
+
+# -- the governed call matrix --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    label: str
+    env: dict[str, str]
+    users: int = 0
+    storage: str = ""
+    limits: str = ""
+
+    @property
+    def governed(self) -> bool:
+        return bool(self.storage)
+
+
+@dataclass
+class Sample:
+    rps: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
+    switches: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Matrix:
+    """The matrix's samples, and the facts the targets are computed from."""
+
+    cases: list[Case]
+    samples: dict[str, Sample]
+    notes: list[str]
+
+    def rps(self, name: str) -> float:
+        return statistics.median(self.samples[name].rps)
+
+    def cpu(self, name: str) -> float:
+        return statistics.median(self.samples[name].cpu_us)
+
+    def switches(self, name: str) -> float:
+        return statistics.median(self.samples[name].switches)
+
+    def control(self, users: int) -> str:
+        return f"plain-{users}"
+
+    def ratio(self, name: str) -> float:
+        case = next(c for c in self.cases if c.name == name)
+        return self.rps(name) / self.rps(self.control(case.users))
+
+    def added_cpu(self, name: str) -> float:
+        case = next(c for c in self.cases if c.name == name)
+        return self.cpu(name) - self.cpu(self.control(case.users))
+
+    def find(self, storage: str, limits: str, users: int) -> str | None:
+        for case in self.cases:
+            if (case.storage, case.limits, case.users) == (storage, limits, users):
+                return case.name
+        return None
+
+
+def spend_policy_known() -> bool:
+    """Whether the policy takes ``spend = { day = ... }`` on a role yet (spend limits in dollars)."""
+    from claude_rbac import Policy, PolicyError
+
+    try:
+        Policy.from_dict({"roles": {"user": {**ROLE, **LIMITS["spend"]}}})
+    except PolicyError:
+        return False
+    return True
+
+
+def matrix_cases(users: int, prefix: str, *, spend: bool) -> list[Case]:
+    cases = [
+        Case(f"plain-{users}", "plain SDK call", {"BENCH_VARIANT": "plain-call"}, users),
+        Case(f"again-{users}", "plain SDK call, again (A/A)", {"BENCH_VARIANT": "plain-call-again"}, users),
+    ]
+    for storage in ("memory", "redis"):
+        for limits in ("rpm", "tokens", "spend"):
+            if limits == "spend" and not spend:
+                continue
+            env = {
+                "BENCH_VARIANT": "governed",
+                "BENCH_STORAGE": storage,
+                "BENCH_LIMITS": limits,
+                "BENCH_USERS": str(users),
+                "BENCH_KEY_PREFIX": f"{prefix}-{storage}-{limits}-{users}",
+            }
+            label = f"guard + governed call, {LIMIT_LABELS[limits]}, {'Redis' if storage == 'redis' else 'memory'}"
+            cases.append(Case(f"{storage}-{limits}-{users}", label, env, users, storage, limits))
+    return cases
+
+
+def _counters(url: str) -> dict[str, float]:
+    return dict(httpx.get(f"{url}/_cpu", timeout=30).json())
+
+
+def _run_case(case: Case, url: str, cookie: str, seconds: float, sample: Sample) -> None:
+    if case.governed and case.users > 1_000:  # every user active: their windows refreshed before the run
+        httpx.post(f"{url}/_prefill", timeout=600).raise_for_status()
+    before = _counters(url)
+    rps = load(url, cookie, seconds)
+    after = _counters(url)
+    served = after["served"] - before["served"] - 1  # the /_cpu read itself is counted once
+    sample.rps.append(rps)
+    sample.cpu_us.append((after["cpu"] - before["cpu"]) / served * 1e6)
+    sample.switches.append((after["switches"] - before["switches"]) / served)
+
+
+def measure_matrix(rounds: int = 3, seconds: float = 5.0, user_counts: Sequence[int] = USER_COUNTS) -> Matrix:
+    """Each user count on its own: its controls and governed cases served together, interleaved over rounds."""
+    spend = spend_policy_known()
+    notes = [] if spend else ["RPM+TPM+spend: skipped, the policy has no `spend` key yet."]
+    prefix = f"wire-{uuid.uuid4().hex[:8]}"
+    cases: list[Case] = []
+    samples: dict[str, Sample] = {}
+    try:
+        for users in user_counts:
+            group = matrix_cases(users, prefix, spend=spend)
+            cases += group
+            with serving("flask", {case.name: case.env for case in group}) as urls:
+                cookies = {name: _cookie(url) for name, url in urls.items()}
+                for case in group:  # prove each route answers 200 for uma, and warm it up
+                    url = urls[case.name]
+                    assert httpx.get(f"{url}/chat", headers={"Cookie": cookies[case.name]}).status_code == 200
+                    load(url, cookies[case.name], 1)
+                    samples[case.name] = Sample()
+                for _ in range(rounds):
+                    for case in group:
+                        _run_case(case, urls[case.name], cookies[case.name], seconds, samples[case.name])
+    finally:
+        with contextlib.suppress(Exception):
+            delete_prefix(REDIS, prefix)
+    return Matrix(cases, samples, notes)
+
+
+def matrix_table(matrix: Matrix) -> str:
+    lines = [
+        "| route | users | requests/s median | min | max | vs plain call | CPU µs/request | added CPU µs "
+        "| other threads' switches/request |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for case in matrix.cases:
+        sample = matrix.samples[case.name]
+        rps = matrix.rps(case.name)
+        lines.append(
+            f"| {case.label} | {case.users:,} | {rps:,.0f} | {min(sample.rps):,.0f} | {max(sample.rps):,.0f} "
+            f"| {matrix.ratio(case.name):.2f}x | {matrix.cpu(case.name):,.0f} | {matrix.added_cpu(case.name):+,.0f} "
+            f"| {matrix.switches(case.name):.2f} |"
+        )
+    return "\n\n".join(["\n".join(lines), *matrix.notes])
+
+
+# -- guards and their peers -------------------------------------------------------------------------------
+
+
+def measure(framework: str, rounds: int = 3, seconds: float = 3, variants: Sequence[str] = VARIANTS) -> str:
+    with serving(framework, {variant: {"BENCH_VARIANT": variant} for variant in variants}) as urls:
         cookies = {variant: _cookie(url) for variant, url in urls.items()}
         for variant, url in urls.items():  # warm up, and prove each route answers 200 for uma
             assert httpx.get(f"{url}/chat", headers={"Cookie": cookies[variant]}).status_code == 200, variant
-            wrk(url, cookies[variant], 1)
-        samples: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+            load(url, cookies[variant], 1)
+        samples: dict[str, list[float]] = {variant: [] for variant in variants}
         for _ in range(rounds):
             for variant, url in urls.items():
-                samples[variant].append(wrk(url, cookies[variant], seconds))
-    bare, bare_call = statistics.median(samples["bare"]), statistics.median(samples["bare-call"])
+                samples[variant].append(load(url, cookies[variant], seconds))
+    bare = statistics.median(samples["bare"])
+    bare_call = statistics.median(samples["bare-call"]) if "bare-call" in samples else bare
     lines = ["| route | requests/s median | min | max | vs its bare route |", "| --- | ---: | ---: | ---: | ---: |"]
-    for variant in VARIANTS:
+    for variant in variants:
         values = samples[variant]
         base = bare_call if "call" in variant else bare
         label = LABELS[variant].format(peer=PEER[framework])
@@ -119,18 +343,33 @@ def measure(framework: str, rounds: int = 5, seconds: int = 3) -> str:
     return "\n".join(lines)
 
 
-def main() -> str:
-    if shutil.which("wrk") is None:
-        return "_wrk is not installed: the over-the-wire table was not measured (`apt-get install wrk`)._"
-    return "\n\n".join(
+def main(quick: bool = False) -> tuple[str, Matrix]:
+    """The markdown of every over-the-wire table, and the matrix (for the targets)."""
+    rounds, seconds = (1, 2.0) if quick else (3, 5.0)
+    matrix = measure_matrix(rounds, seconds)
+    guard_rounds, guard_seconds = (1, 1.0) if quick else (3, 3.0)
+    text = "\n\n".join(
         [
-            "### gunicorn (1 sync worker), Flask: requests/s with wrk -t1 -c16",
-            measure("flask"),
-            "### uvicorn (1 worker, h11, asyncio), Starlette: requests/s with wrk -t1 -c16",
-            measure("starlette"),
+            f"### The governed call, Flask under gunicorn (1 sync worker), {load_name()}, "
+            f"{rounds} x {seconds:g} s per case",
+            "Claude answers in-process. CPU is the worker's own (`time.process_time()`, all its threads) per request "
+            "it served; the A/A row is a second plain-call route, identical to the first: the noise band.",
+            matrix_table(matrix),
+            f"### gunicorn (1 sync worker), Flask: requests/s with {load_name()}",
+            measure("flask", guard_rounds, guard_seconds, FLASK_GUARDS),
+            f"### uvicorn (1 worker, h11, asyncio), Starlette: requests/s with {load_name()}",
+            measure("starlette", guard_rounds, guard_seconds),
         ]
     )
+    return text, matrix
 
 
 if __name__ == "__main__":
-    print(main())
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_wire")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--matrix", action="store_true", help="the governed call matrix only")
+    args = parser.parse_args()
+    if args.matrix:
+        print(matrix_table(measure_matrix(*((1, 2.0) if args.quick else (3, 5.0)))))
+    else:
+        print(main(args.quick)[0])

@@ -9,6 +9,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,6 +38,8 @@ class Report:
     def __init__(self) -> None:
         self.sections: list[str] = []
         self.targets: list[tuple[str, str, str, bool]] = []
+        self.redis_round_trips: float | None = None
+        """Round trips per governed call with RPM+TPM+budget on Redis (the counting proxy's)."""
 
     def table(self, title: str, results: Sequence[harness.Result], baseline: str | None = None) -> None:
         self.sections += [f"### {title}", harness.table(results, baseline)]
@@ -157,7 +160,41 @@ def _with_fake_claude(report: Report, rounds: int) -> None:
             "\n".join(lines),
         ]
         worst = max(t for _, t, _ in trips)
+        report.redis_round_trips = worst
         report.target("Redis round trips per governed call", "1", f"{worst:.2f} (RPM + TPM + budget)", worst <= 1.0)
+
+
+def _wire_targets(report: Report, matrix: bench_wire.Matrix) -> None:
+    """The #19 targets, from the governed call matrix (Flask, gunicorn, one sync worker, side by side)."""
+    users = bench_wire.USER_COUNTS
+    noise = max(abs(1 - matrix.ratio(f"again-{n}")) for n in users)
+    memory = {n: matrix.ratio(name) for n in users if (name := matrix.find("memory", "rpm", n))}
+    full = {n: matrix.ratio(name) for n in users if (name := matrix.find("memory", "tokens", n))}
+    shown = ", ".join(f"{memory[n]:.2f} at {n:,}" for n in memory)
+    report.target(
+        "over the wire, memory: governed call / plain call, 1,000 and 100,000 users",
+        ">= 0.9x",
+        f"{shown} (RPM+TPM+budget: {', '.join(f'{full[n]:.2f}' for n in full)}; A/A noise ±{noise:.2f})",
+        bool(memory) and min(memory.values()) >= 0.9,
+    )
+    redis = {n: name for n in users if (name := matrix.find("redis", "tokens", n))}
+    ratios = {n: matrix.ratio(name) for n, name in redis.items()}
+    wakeups = max(matrix.switches(name) for name in redis.values())
+    trips = report.redis_round_trips
+    report.target(
+        "over the wire, Redis RPM+TPM+budget: governed / plain; round trips and thread wake-ups per call",
+        ">= 0.75x, 1, 0",
+        f"{', '.join(f'{ratios[n]:.2f} at {n:,}' for n in ratios)}; "
+        f"{'-' if trips is None else f'{trips:.2f}'} round trips; {wakeups:.2f} wake-ups",
+        min(ratios.values()) >= 0.75 and (trips is None or trips <= 1.0) and wakeups < 0.05,
+    )
+    added = {n: matrix.added_cpu(name) for n, name in ((n, matrix.find("memory", "rpm", n)) for n in users) if name}
+    report.target(
+        "added CPU per governed call (memory, RPM, no SDK tracer) over a plain SDK call",
+        "<= +80 µs",
+        ", ".join(f"{value:+.0f} µs at {n:,}" for n, value in added.items()) + " (the route guard included)",
+        max(added.values()) <= 80,
+    )
 
 
 def _memory_storage(report: Report, quick: bool) -> None:
@@ -225,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run")
     parser.add_argument("--write", type=Path, help="write the markdown here instead of printing it")
     parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter wrk runs (a smoke run)")
+    parser.add_argument("--wire-only", action="store_true", help="only the over-the-wire tables (a smoke run)")
     args = parser.parse_args(argv)
     rounds = 5 if args.quick else 15
     report = Report()
@@ -233,15 +271,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("FakeClaude and Redis", lambda: _with_fake_claude(report, rounds)),
         ("memory storage", lambda: _memory_storage(report, args.quick)),
     ]
-    for name, step in steps:
+    for name, step in [] if args.wire_only else steps:
         print(f"measuring: {name}", file=sys.stderr)
         step()
     print("measuring: over the wire", file=sys.stderr)
-    wire = (
-        bench_wire.main()
-        if not args.quick
-        else "\n\n".join(bench_wire.measure(f, rounds=1, seconds=1) for f in ("flask", "starlette"))
-    )
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: a Python load generator stands in (apt-get install wrk)", file=sys.stderr)
+    wire, matrix = bench_wire.main(quick=args.quick)
+    _wire_targets(report, matrix)
     text = render(report, wire)
     if args.write:
         args.write.write_text(text)

@@ -7,7 +7,16 @@
 * ``peer-memory`` / ``peer-redis``: Flask-Limiter or slowapi limiting ``/chat``;
 * ``guard``: claude_rbac's middleware and ``requires_role("user")``, no Claude call;
 * ``bare-call``: a plain anthropic client call, answered in-process (``httpx2.MockTransport``);
-* ``guard-call-memory`` / ``guard-call-redis``: the guard and a governed call, limits on memory or Redis.
+* ``guard-call-memory`` / ``guard-call-redis``: the guard and a governed call, limits on memory or Redis;
+* ``plain-call`` / ``plain-call-again``: two identical plain-call routes (Flask), the A/A control of the
+  governed-call matrix;
+* ``governed``: the guard and a governed call, shaped by ``BENCH_STORAGE`` (``memory``/``redis``),
+  ``BENCH_LIMITS`` (``rpm``, ``tokens``: RPM+TPM+budget, ``spend``: RPM+TPM+spend) and ``BENCH_USERS``
+  (how many rotating users the calls are counted for).
+
+Flask variants also answer ``GET /_cpu`` (the worker's CPU time, all threads, the requests it served and
+the context switches of its other threads, for per-request deltas) and ``POST /_prefill`` (give every one
+of the ``BENCH_USERS`` users a live window, so that all of them are active users of the storage).
 """
 
 from __future__ import annotations
@@ -15,6 +24,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import threading
+import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,8 +38,16 @@ REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0")
 SECRET = "wire-bench-secret"
 KEY = "sk-ant-api03-benchmark-key-000000000000000000000000000000-BNCH"
 USERS = {"uma": "user"}
-POLICY = {"roles": {"user": {"models": ["claude-haiku-*"], "max_tokens": 512, "rpm": 10_000}}}
-ROTATE = 1000
+ROLE: dict[str, Any] = {"models": ["claude-haiku-*"], "max_tokens": 512, "rpm": 10_000}
+LIMITS: dict[str, dict[str, Any]] = {
+    "rpm": {},
+    "tokens": {"tpm": 10**9, "budget": {"day": 10**12}},
+    "spend": {"tpm": 10**9, "spend": {"day": 2.00}},
+}
+"""What each ``BENCH_LIMITS`` adds to the role: nothing is ever refused (a user makes about one call a second)."""
+LIMITED = os.environ.get("BENCH_LIMITS", "rpm")
+POLICY = {"roles": {"user": {**ROLE, **LIMITS[LIMITED]}}}
+ROTATE = int(os.environ.get("BENCH_USERS", "1000"))
 """The signed-in user is ``uma``; guarded calls are counted as one of this many users (a realistic rpm each:
 a moving window keeps an entry per request, and one user allowed millions would measure a long list)."""
 ARGS: dict[str, Any] = {"model": "claude-haiku-4-5", "max_tokens": 100, "messages": [{"role": "user", "content": "Hi"}]}
@@ -62,12 +81,40 @@ def _rbac(storage: str, asynchronous: bool) -> Any:
     return RBAC(
         POLICY,
         storage=storage,
-        key_prefix=f"wire-{uuid.uuid4().hex[:8]}",
+        key_prefix=os.environ.get("BENCH_KEY_PREFIX") or f"wire-{uuid.uuid4().hex[:8]}",
         api_key=KEY,
         base_url="http://claude.invalid",
         client_options=_options(asynchronous),
         warn_multiprocess=False,
     )
+
+
+class Counted:
+    """The WSGI app, counting the requests the worker served (read by ``GET /_cpu``)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.served = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        self.served += 1
+        return self.app(environ, start_response)
+
+
+def _other_threads_switches() -> int:
+    """Context switches of every thread but the main one: a thread woken per request shows here."""
+    main, total = os.getpid(), 0  # the main thread's id is the process's (a forked worker's too)
+    for tid in os.listdir("/proc/self/task"):
+        if int(tid) == main:
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/status") as status:
+                for line in status:  # voluntary_ctxt_switches and nonvoluntary_ctxt_switches
+                    if "ctxt_switches" in line:
+                        total += int(line.split()[-1])
+        except FileNotFoundError:  # the thread ended
+            continue
+    return total
 
 
 def create_flask() -> Any:
@@ -101,6 +148,39 @@ def create_flask() -> Any:
         name = session.get("username")
         return Principal(f"{name}-{next(turn) % ROTATE}", USERS[name]) if name in USERS else None
 
+    counted = Counted(app.wsgi_app)
+    app.wsgi_app = counted  # type: ignore[method-assign]
+    rbac: list[Any] = []
+
+    @app.get("/_cpu")
+    def cpu() -> dict[str, Any]:
+        return {
+            "cpu": time.process_time(),
+            "served": counted.served,
+            "threads": threading.active_count(),
+            "switches": _other_threads_switches(),
+        }
+
+    @app.post("/_prefill")
+    def prefill() -> dict[str, Any]:
+        """Every user's window holds an entry: the storage has ROTATE active users (what a governed call takes)."""
+        if not rbac:
+            return {"users": 0}
+        quota, role = rbac[0].quota, rbac[0].policy.role("user")
+        for n in range(ROTATE):
+            buckets = quota.buckets(
+                role="user",
+                principal_id=f"uma-{n}",
+                rpm=role.rpm,
+                scope_name="",
+                tpm=role.tpm,
+                budget_day=role.budget.day,
+                budget_month=role.budget.month,
+                tokens=1,
+            )
+            quota.acquire(buckets)
+        return {"users": ROTATE}
+
     plain = anthropic.Anthropic(api_key=KEY, base_url="http://claude.invalid", **_options(False))
     if VARIANT.startswith("peer"):
         from flask_limiter import Limiter
@@ -109,13 +189,16 @@ def create_flask() -> Any:
         storage = "memory://" if VARIANT == "peer-memory" else REDIS
         limiter = Limiter(get_remote_address, app=app, storage_uri=storage, key_prefix=f"wire-{uuid.uuid4().hex[:8]}")
         app.add_url_rule("/chat", "chat", limiter.limit("100000000/minute")(ok))
-    elif VARIANT.startswith("guard"):
-        storage = REDIS if VARIANT.endswith("redis") else "memory://"
-        ClaudeRBAC(app, rbac=_rbac(storage, False), principal_loader=principal)
-        view = governed_call if "call" in VARIANT else ok
+    elif VARIANT.startswith("guard") or VARIANT == "governed":
+        storage = REDIS if VARIANT.endswith("redis") or os.environ.get("BENCH_STORAGE") == "redis" else "memory://"
+        rbac.append(_rbac(storage, False))
+        ClaudeRBAC(app, rbac=rbac[0], principal_loader=principal)
+        view = governed_call if "call" in VARIANT or VARIANT == "governed" else ok
         app.add_url_rule("/chat", "chat", requires_role("user")(view))
     else:
-        app.add_url_rule("/chat", "chat", plain_call if VARIANT == "bare-call" else ok)
+        app.add_url_rule(
+            "/chat", "chat", plain_call if VARIANT in ("bare-call", "plain-call", "plain-call-again") else ok
+        )
     return app
 
 

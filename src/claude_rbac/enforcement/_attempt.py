@@ -33,8 +33,10 @@ class Attempt:
     enforced: bool
     first: bool
     """The first attempt of the call (``retries_taken == 0``): the one that counts against RPM and is recorded."""
-    attributes: dict[str, AttributeValue]
     reservation: Reservation | None = None
+    attributes: dict[str, AttributeValue] | None = None
+    """The span attributes, when they differ from the decision's (a storage failure let through); else built on
+    demand from the decision, and only when something records them."""
     recorded: bool = False
     """The decision span of this call is written (a shadow-mode rate limit records its would-be denial)."""
     span: Span | None = None

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import logging
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
@@ -58,6 +58,7 @@ from ..audit import (
 )
 from ..policy import Decision, ModelMatcher, Policy, Principal, hide_keys, redact
 from ..policy.prices import Cost
+from ._recording import PointsProbe, SpansProbe
 
 __all__ = ["Auditor", "UserIdMode"]
 
@@ -129,7 +130,11 @@ class MetricLabels:
 
 
 class Auditor:
-    """Writes one ``claude_rbac.authorize`` span, one metric point and (for a denial) one log record per decision."""
+    """Writes one ``claude_rbac.authorize`` span, one metric point and (for a denial) one log record per decision.
+
+    The span and the point are written only when someone records them (see :mod:`._recording`): with no
+    OpenTelemetry SDK set up, an allowed decision costs two probes, and no attribute is built for it.
+    """
 
     def __init__(
         self,
@@ -163,6 +168,12 @@ class Auditor:
         self.reloads = meter.create_counter(
             POLICY_RELOADS_METRIC, unit="{reload}", description="Policy reloads, by outcome: ok or refused."
         )
+        self.spans_recorded = SpansProbe(self.tracer)
+        """Whether decision spans go anywhere (False while no SDK tracer provider is set)."""
+        self.points_recorded = PointsProbe(self.decisions)
+        """Whether metric points go anywhere (False while no SDK meter provider is set)."""
+        self._tokens_recorded = PointsProbe(self.tokens)
+        self._cost_recorded = PointsProbe(self.cost)
         self.user_id_mode = user_id
         self._events = (
             _logs.get_logger("claude_rbac", __version__, logger_provider=logger_provider)
@@ -245,6 +256,17 @@ class Auditor:
 
     # -- recording ---------------------------------------------------------------------------------
 
+    def record_lazily(
+        self, decision: Decision, enforced: bool, attributes: Callable[[], dict[str, AttributeValue]]
+    ) -> None:
+        """:meth:`record`, calling ``attributes()`` only when something reads them: a recorded span, a denial
+        (logged, whoever records spans), a decision with request fields (an unknown one is warned about)."""
+        if decision.allowed and not decision.fields and not self.spans_recorded():
+            if self.points_recorded():
+                self._count(decision, enforced)
+            return
+        self.record(decision, attributes())
+
     def record(
         self,
         decision: Decision,
@@ -253,21 +275,17 @@ class Auditor:
         failure: BaseException | None = None,
     ) -> None:
         """Write the decision span (status UNSET for allow and deny alike; ERROR only if something broke)."""
-        span = self.tracer.start_span(SPAN_NAME, kind=SpanKind.INTERNAL, attributes=attributes)
-        if failure is not None:
-            span.set_status(Status(StatusCode.ERROR, type(failure).__name__))
-        span.end()
-        enforced = bool(attributes.get(ENFORCED, True))
+        if self.spans_recorded():
+            span = self.tracer.start_span(SPAN_NAME, kind=SpanKind.INTERNAL, attributes=attributes)
+            if failure is not None:
+                span.set_status(Status(StatusCode.ERROR, type(failure).__name__))
+            span.end()
         if decision.reason == "unknown_role":
             self._warn_unknown_role(decision.role)
         if decision.fields:
             self._warn_unknown_fields(dict(decision.fields).get("unknown_fields", ()))
-        labels = self.labels
-        unvetted = decision.reason in _UNVETTED_MODEL
-        model = (OTHER if decision.model else "") if unvetted else labels.model(decision.model)
-        self.decisions.add(
-            1, _metric_attributes(decision.allowed, decision.reason, labels.role(decision.role), model, enforced)
-        )
+        if self.points_recorded():
+            self._count(decision, bool(attributes.get(ENFORCED, True)))
         if not decision.allowed:
             self._log_denial(decision, attributes)
             if self._events is not None:
@@ -278,6 +296,14 @@ class Auditor:
                     body=decision.message,
                     attributes=attributes,
                 )
+
+    def _count(self, decision: Decision, enforced: bool) -> None:
+        labels = self.labels
+        unvetted = decision.reason in _UNVETTED_MODEL
+        model = (OTHER if decision.model else "") if unvetted else labels.model(decision.model)
+        self.decisions.add(
+            1, _metric_attributes(decision.allowed, decision.reason, labels.role(decision.role), model, enforced)
+        )
 
     def _warn_unknown_role(self, role: str | None) -> None:
         """One WARNING per role name the policy lacks: a principal loader mapping users to a misspelt role
@@ -327,7 +353,14 @@ class Auditor:
             extra={"claude_rbac": fields},
         )
 
+    @property
+    def tokens_recorded(self) -> bool:
+        """Whether token counts go anywhere: the caller need not add up usage by type when not."""
+        return self._tokens_recorded()
+
     def record_tokens(self, role: str | None, model: str | None, usage: Mapping[str, int]) -> None:
+        if not self._tokens_recorded():
+            return
         for kind, count in usage.items():
             if count:
                 self.tokens.add(
@@ -341,6 +374,8 @@ class Auditor:
 
     def record_cost(self, role: str | None, model: str | None, workspace: str | None, cost: Cost) -> None:
         """One point on the cost counter: a float of the exact ``Decimal`` (the ledger keeps the exact sum)."""
+        if not self._cost_recorded():
+            return
         self.cost.add(
             float(cost.dollars),
             {

@@ -22,7 +22,7 @@ from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
 from ..errors import error_for
-from ..policy import Decision, Mode, Policy, Principal, Role, TokenEstimator, UnavailablePolicy, redact
+from ..policy import Decision, Mode, PlanMemo, Policy, Principal, Role, TokenEstimator, UnavailablePolicy, redact
 from ..quota import Quota
 from ._audit import Auditor
 from ._batches import BatchOwners
@@ -61,6 +61,8 @@ class Generation:
     stale: bool = False
     """A newer policy failed to load: this one stays in force, and every decision says so."""
     guard_memo: dict[tuple[Any, ...], GuardMemo] = field(default_factory=dict)
+    plan_memo: PlanMemo = field(default_factory=dict)
+    """The plans of plain calls (see :func:`~claude_rbac.policy.plan_call`): this policy's only."""
 
     @property
     def revision(self) -> str:
@@ -164,7 +166,7 @@ class Enforcer:
         with self._lock:
             current = self._generation
             if not current.stale:
-                self._generation = replace(current, number=current.number + 1, stale=True, guard_memo={})
+                self._generation = replace(current, number=current.number + 1, stale=True, guard_memo={}, plan_memo={})
             return self._generation
 
     def fail_closed(self) -> Generation:

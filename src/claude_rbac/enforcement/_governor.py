@@ -68,7 +68,7 @@ class Governor(Middleware):
         self._enforcer = enforcer
         self._binding = binding
         self._default_base_url = default_base_url.rstrip("/")
-        self._limiter = Limiter(enforcer, binding)
+        self._limiter = Limiter(enforcer, binding, self._attributes)
         # A client makes the same decisions over and over: memoised attributes, bounded, never a prompt.
         self._attribute_memo: dict[tuple[Any, ...], dict[str, AttributeValue]] = {}
 
@@ -199,9 +199,10 @@ class Governor(Middleware):
             enforce=enforced,
             nonstreaming_limit=NONSTREAMING_MAX_TOKENS if long_request else None,
             headers=request.headers,
+            memo=generation.plan_memo,
         )
         plan = self._check_request(generation, plan, request, key)
-        return Attempt(generation, plan, key, enforced, request.retries_taken == 0, {})
+        return Attempt(generation, plan, key, enforced, request.retries_taken == 0)
 
     def _check_request(self, generation: Generation, plan: CallPlan, request: APIRequest, key: ActiveKey) -> CallPlan:
         """Where the request goes and which tenant it names: only the workspace's host, only our tenant header."""
@@ -250,22 +251,28 @@ class Governor(Middleware):
         log.error("claude_rbac: %s failed (%s); denying", what, type(exc).__name__)
         decision = call.plan.decision.denied("backend_unavailable", UNAVAILABLE)
         call.plan = CallPlan(call.plan.operation, decision)
+        if call.first:
+            self._annotate(call)
         self._enforcer.auditor.record(decision, self._attributes(call), failure=exc)
         raise error_for("backend_unavailable") from None
 
     def _conclude(self, call: Attempt) -> None:
         """Record the decision and raise when it is a denial this mode enforces."""
-        call.attributes = self._attributes(call)
+        if call.first:
+            self._annotate(call)
         decision = call.plan.decision
         if decision.allowed:
             return
         refused = call.enforced or decision.reason in REFUSED_IN_ANY_MODE
         if call.first or refused:  # a shadow-mode call the SDK retries is one decision, not one per attempt
-            self._enforcer.auditor.record(decision, call.attributes)
+            self._enforcer.auditor.record(decision, self._attributes(call))
         if refused:
             raise error_for(decision.reason, decision.message)
 
     def _attributes(self, call: Attempt) -> dict[str, AttributeValue]:
+        """The decision's span attributes, built only when something records them (memoised: never a prompt)."""
+        if call.attributes is not None:
+            return call.attributes  # set by a storage failure let through
         decision = call.plan.decision
         generation = call.generation
         memo_key = (
@@ -292,16 +299,21 @@ class Governor(Middleware):
             if len(self._attribute_memo) >= _MEMO_SIZE:
                 self._attribute_memo.clear()
             self._attribute_memo[memo_key] = attributes
-        if call.first:
-            call_span = trace.get_current_span()
-            Auditor.annotate(call_span, attributes)
-            if decision.clamped and decision.max_tokens_effective is not None and call.enforced:
-                Auditor.annotate(call_span, {"gen_ai.request.max_tokens": decision.max_tokens_effective})
         return attributes
+
+    def _annotate(self, call: Attempt) -> None:
+        """Copy the decision onto the SDK's call span (the current span), when that span records."""
+        call_span = trace.get_current_span()
+        if not call_span.is_recording():
+            return
+        decision = call.plan.decision
+        call_span.set_attributes(self._attributes(call))
+        if decision.clamped and decision.max_tokens_effective is not None and call.enforced:
+            call_span.set_attribute("gen_ai.request.max_tokens", decision.max_tokens_effective)
 
     def _admitted(self, call: Attempt) -> None:
         if call.first and call.plan.decision.allowed and not call.recorded:
-            self._enforcer.auditor.record(call.plan.decision, call.attributes)
+            self._enforcer.auditor.record_lazily(call.plan.decision, call.enforced, lambda: self._attributes(call))
 
     # -- sending ------------------------------------------------------------------------------------
 
@@ -391,9 +403,10 @@ class Governor(Middleware):
         return priced.micro_dollars
 
     def _record_usage(self, call: Attempt, usage: Usage) -> None:
-        if usage.counted or usage.cache_read_input_tokens:
+        auditor = self._enforcer.auditor
+        if (usage.counted or usage.cache_read_input_tokens) and auditor.tokens_recorded:
             decision = call.plan.decision
-            self._enforcer.auditor.record_tokens(decision.role, decision.model, usage.by_type())
+            auditor.record_tokens(decision.role, decision.model, usage.by_type())
 
 
 def _refused(plan: CallPlan, reason: str, message: str | None = None) -> CallPlan:

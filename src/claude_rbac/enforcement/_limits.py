@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Final
 
 from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
 
 from .. import audit
 from ..errors import UNAVAILABLE, RateLimited, error_for
@@ -37,9 +39,16 @@ class Limiter:
     counting's rate limits apart from messages'), so a token estimator that calls it does not halve the rpm.
     """
 
-    def __init__(self, enforcer: Enforcer, binding: Binding) -> None:
+    def __init__(
+        self,
+        enforcer: Enforcer,
+        binding: Binding,
+        attributes: Callable[[Attempt], dict[str, AttributeValue]],
+    ) -> None:
         self._enforcer = enforcer
         self._binding = binding
+        self._attributes = attributes
+        """The attempt's decision attributes (built on demand: a refusal here is recorded with them)."""
         # Buckets depend on the generation (the role's limits) and the operation's kind; their windows are
         # read at each admission.
         self._memo: dict[tuple[int, bool, bool], tuple[Bucket, ...]] = {}
@@ -121,7 +130,7 @@ class Limiter:
     def _limited(self, attempt: Attempt, exc: RateLimited) -> None:
         """Record the refusal; raise it, or (shadow mode) mark it recorded and go on."""
         decision = attempt.plan.decision.denied(exc.reason, exc.message)
-        attributes = {**attempt.attributes, audit.DECISION: "deny", audit.REASON: exc.reason}
+        attributes = {**self._attributes(attempt), audit.DECISION: "deny", audit.REASON: exc.reason}
         Auditor.annotate(trace.get_current_span(), attributes)
         self._enforcer.auditor.record(decision, attributes)
         if attempt.enforced:
@@ -131,7 +140,7 @@ class Limiter:
     def _storage_failed(self, attempt: Attempt, exc: StorageFailure) -> None:
         """Fail closed (raise ``BackendUnavailable``), or, when allowed by option or shadow mode, go on marked."""
         allow = self._enforcer.on_storage_error == "allow" or not attempt.enforced
-        attributes = {**attempt.attributes, audit.STORAGE_ERROR: True}
+        attributes = {**self._attributes(attempt), audit.STORAGE_ERROR: True}
         if not allow:
             attributes.update({audit.DECISION: "deny", audit.REASON: "backend_unavailable"})
         span = trace.get_current_span()

@@ -228,9 +228,20 @@ def _enforce_rules() -> None:
     environ = request.environ
     matching = list(state.rules.matching(request.path))
     if matching:
-        principal = _principal(state, environ)
+        # When no hook of the app runs after this one, the principal it loads is the view's: load it once.
+        principal = _principal_at_view(state, environ) if _runs_last() else _principal(state, environ)
         for pattern, guard in matching:
             admit(environ, state.rbac, guard, principal, pattern)
+
+
+def _runs_last() -> bool:
+    """Whether the path rules' hook is the last ``before_request`` hook of this request (Flask runs the app's
+    hooks in the order registered, then those of the request's blueprints): nothing then runs before the view."""
+    hooks = current_app.before_request_funcs
+    if any(hooks.get(name) for name in request.blueprints):
+        return False
+    own: list[Any] = hooks.get(None) or []
+    return bool(own) and own[-1] is _enforce_rules
 
 
 def _add_rate_limit_headers(response: Response) -> Response:

@@ -27,7 +27,14 @@ from ._operations import BATCH_READS, batch_id_of, operation_of
 from ._patterns import ModelMatcher
 from ._policy import DEFAULT_POLICY, Policy, UnavailablePolicy
 from ._probe import OPERATION_ENDPOINTS, probe
-from ._request import NONSTREAMING_MAX_TOKENS, CallPlan, TokenEstimator, estimate_input_tokens, plan_call
+from ._request import (
+    NONSTREAMING_MAX_TOKENS,
+    CallPlan,
+    PlanMemo,
+    TokenEstimator,
+    estimate_input_tokens,
+    plan_call,
+)
 from ._reserve import cache_ttl
 from ._spend import MICRO, Spend, SpendPeriod, dollars_of, micro_dollars
 from ._suite import Case, Expectation, Outcome, Suite, SuiteError, read_suite, run_case, suite_policy_path
@@ -80,6 +87,7 @@ __all__ = [
     "ModelMatcher",
     "OnExcess",
     "Outcome",
+    "PlanMemo",
     "Policy",
     "PolicyDiff",
     "Principal",

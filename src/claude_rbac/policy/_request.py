@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from ..errors import InvalidRequest, message_for
-from ._fields import FieldCheck, merge_fields
+from ._fields import BETA_HEADER, WORKSPACE_HEADER, FieldCheck, merge_fields
 from ._model import Decision, FieldValues, Principal, Scope, min_cap
 from ._model_fields import ModelField, model_fields
 from ._operations import BATCH_READS, batch_id_of, operation_of
@@ -29,6 +29,7 @@ from ._reserve import reserve
 __all__ = [
     "NONSTREAMING_MAX_TOKENS",
     "CallPlan",
+    "PlanMemo",
     "TokenEstimator",
     "estimate_input_tokens",
     "plan_call",
@@ -268,6 +269,54 @@ def _govern_item(  # noqa: PLR0915 - one request's walk, in the order the API ap
     return _Item(decision, {**item, **changes}, tokens, spend)
 
 
+PlanMemo = MutableMapping[tuple[Any, ...], tuple[Policy, Scope, CallPlan]]
+"""Plans of plain requests, keyed by what decides them (see :func:`plan_call`); the caller owns and bounds it."""
+PLAN_MEMO_SIZE: Final = 4096
+_PLAIN_FIELDS: Final = frozenset(
+    {"model", "max_tokens", "messages", "system", "metadata", "stream", "temperature", "top_p", "top_k"}
+)
+"""The fields of a plain request: what it says (data) and how to sample, nothing governed but model and max_tokens."""
+_DATA: Final = frozenset({"messages", "system", "metadata"})
+_SCALAR_TYPES: Final = frozenset({str, int, float, bool, type(None)})
+_PER_CALL_HEADERS: Final = frozenset({BETA_HEADER, WORKSPACE_HEADER})
+
+
+def _plain_key(body: object, headers: Mapping[str, object] | None) -> tuple[Any, ...] | None:
+    """(model, max_tokens, streams) of a plain ``messages.create`` body, or ``None`` when it is not plain.
+
+    Plain: only :data:`_PLAIN_FIELDS`, each setting a scalar (nothing a model name could hide in), a string
+    model and an int max_tokens (types exactly: ``True == 1``), and no betas or workspace header. Such a
+    request's decision depends on nothing else, whatever its conversation says.
+    """
+    if type(body) is not dict or not _PLAIN_FIELDS.issuperset(body):
+        return None
+    for name, value in body.items():
+        if name not in _DATA and type(value) not in _SCALAR_TYPES:
+            return None
+    model, max_tokens = body.get("model"), body.get("max_tokens")
+    if type(model) is not str or type(max_tokens) is not int:
+        return None
+    for name, value in (headers or {}).items():  # as header_values reads them: an omitted header has no value
+        if isinstance(name, str) and isinstance(value, str) and name.lower() in _PER_CALL_HEADERS:
+            return None
+    return model, max_tokens, body.get("stream") is True
+
+
+def _from_memo(plan: CallPlan, body: Mapping[str, Any], estimator: TokenEstimator | None, enforce: bool) -> CallPlan:
+    """The plan of a plain request whose decision is ``plan``'s: its own body and token estimate, from its own prompt.
+
+    What :func:`_govern_item` makes of a plain request: the clamped max_tokens (no thinking, fallbacks or
+    advisors to fit), the estimate of this prompt plus the effective max_tokens.
+    """
+    decision = plan.decision
+    if not decision.allowed:
+        return CallPlan(plan.operation, decision, counts_rpm=plan.counts_rpm, requests=plan.requests)
+    most = decision.max_tokens_effective or 0
+    tokens = estimator(body) + most if estimator is not None else 0
+    clamped = {**body, "max_tokens": most} if enforce and decision.clamped else None
+    return CallPlan(plan.operation, decision, clamped, tokens)
+
+
 def plan_call(
     policy: Policy,
     principal: Principal | None,
@@ -281,13 +330,54 @@ def plan_call(
     enforce: bool = True,
     nonstreaming_limit: int | None = None,
     headers: Mapping[str, object] | None = None,
+    memo: PlanMemo | None = None,
 ) -> CallPlan:
     """Decide one SDK request. A malformed one is a denial with reason ``invalid_request``.
 
     ``nonstreaming_limit``: refuse (400) a non-streaming ``messages.create`` whose max_tokens, after the
     clamp, is above it: the SDK's own long-request rule, which the governed client applies after the clamp.
     ``headers``: the request's own headers, where the SDK puts ``betas`` and ``workspace_id``.
+    ``memo``: where to keep and find the plans of plain requests (a model, a max_tokens, a conversation
+    and sampling settings), per role, scope, endpoint, model, max_tokens and streaming; each hit checks it is
+    this policy's and this scope's, and rebuilds the body and the token estimate from the request's own
+    prompt. Own one per policy (the enforcer keeps one per generation, so a reload starts empty).
     """
+    key = None
+    if memo is not None and principal is not None and type(principal.role) is str and not scope.spend:
+        role = policy.roles.get(principal.role)
+        # A call that reserves dollars prices its own prompt: no plan of another call is its plan.
+        plain = _plain_key(body, headers) if role is None or not role.spends else None
+        if plain is not None:
+            key = (principal.role, id(scope), method, url, enforce, nonstreaming_limit, *plain)
+            hit = memo.get(key)
+            if hit is not None and hit[0] is policy and hit[1] is scope:
+                assert isinstance(body, dict)
+                return _from_memo(hit[2], body, (estimate or estimate_input_tokens) if count_tokens else None, enforce)
+    plan = _plan_call(
+        policy, principal, scope, method, url, body, estimate, count_tokens, enforce, nonstreaming_limit, headers
+    )
+    if key is not None and memo is not None and plan.operation == "messages.create":
+        if len(memo) >= PLAN_MEMO_SIZE:
+            memo.clear()  # simpler than an LRU: a miss costs one plan
+        # Its own copy: the caller may change the plan it gets back.
+        kept = CallPlan(plan.operation, plan.decision, counts_rpm=plan.counts_rpm, requests=plan.requests)
+        memo[key] = (policy, scope, kept)
+    return plan
+
+
+def _plan_call(
+    policy: Policy,
+    principal: Principal | None,
+    scope: Scope,
+    method: str,
+    url: str,
+    body: object,
+    estimate: TokenEstimator | None,
+    count_tokens: bool,
+    enforce: bool,
+    nonstreaming_limit: int | None,
+    headers: Mapping[str, object] | None,
+) -> CallPlan:
     operation = operation_of(method, url)
     if operation is None:
         path = urlsplit(url).path

@@ -109,3 +109,52 @@ def test_the_loader_runs_once_before_the_hooks_and_once_at_the_view(fake_claude:
     calls.clear()
     assert client.post("/api/guarded").status_code == 200
     assert calls == ["paul", "paul"]  # the path rule's, then the view's (current_principal() reuses it)
+
+
+def app_with_hooks_first(rbac: RBAC, calls: list[str], *, blueprint_hook: bool = False) -> Flask:
+    """The app's hooks registered before the extension (or in a blueprint, which run after the app's)."""
+    from flask import Blueprint
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=SECRET, TESTING=True)
+    api = Blueprint("api", __name__, url_prefix="/api")
+
+    def revoke_sessions() -> None:
+        if session.get("username") in REVOKED:
+            session.clear()
+
+    if blueprint_hook:
+        api.before_request(revoke_sessions)
+    else:
+        app.before_request(revoke_sessions)
+
+    @app.post("/login")
+    def login() -> str:
+        session["username"] = request.get_json()["username"]
+        return "ok"
+
+    @api.post("/guarded")
+    @requires_role("power")
+    def guarded() -> dict[str, Any]:
+        return opus_reply()
+
+    app.register_blueprint(api)
+    ClaudeRBAC(app, rbac=rbac, principal_loader=loader_counting(calls), rules={"/api/*": "user"})
+    return app
+
+
+@pytest.mark.parametrize(("blueprint_hook", "loads"), [(False, 1), (True, 2)])
+def test_the_loader_runs_once_when_no_hook_of_the_app_runs_after_the_rules(
+    fake_claude: FakeClaude, blueprint_hook: bool, loads: int
+) -> None:
+    """The rules' hook last: what it loads is what the view would load, so the view reuses it. A blueprint's hook
+    runs after it: then the view loads again, and the revocation still wins either way."""
+    calls: list[str] = []
+    client = app_with_hooks_first(make_rbac(fake_claude), calls, blueprint_hook=blueprint_hook).test_client()
+    client.post("/login", json={"username": "paul"})
+    calls.clear()
+    assert client.post("/api/guarded").get_json()["model"] == OPUS
+    assert calls == ["paul"] * loads
+    REVOKED.add("paul")
+    assert client.post("/api/guarded").status_code == 401
+    assert fake_claude.count() == 1
