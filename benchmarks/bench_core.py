@@ -138,11 +138,14 @@ def call_cases(url: str) -> list[harness.Case]:
 
         return run
 
-    untimed = RBAC(Policy.default(), api_key=KEY, base_url=url, client_options={"max_retries": 0})
-    # A diagnostic, not a configuration anyone runs: limits' MemoryStorage starts a threading.Timer thread
-    # every 10 ms to expire entries; this instance skips it, to show what that thread costs a call.
-    untimed.quota.storage._MemoryStorage__schedule_expiry = lambda: None  # type: ignore[attr-defined]
-    untimed_client = untimed.client(Principal("bob", "power"))
+    # The same role with a spend limit in dollars: each call also prices its worst case and settles its exact cost.
+    priced = RBAC(
+        {"roles": {"user": {"models": ["claude-haiku-*"], "max_tokens": 512, "spend": {"day": 10**6}}}},
+        api_key=KEY,
+        base_url=url,
+        client_options={"max_retries": 0},
+    )
+    priced_client = priced.client(Principal("carol", "user"))
 
     def with_rpm(rbac: RBAC, client: anthropic.Anthropic) -> harness.Callable[[int], None]:
         def run(n: int) -> None:
@@ -158,11 +161,7 @@ def call_cases(url: str) -> list[harness.Case]:
         harness.Case("call", "plain anthropic client -> FakeClaude", calls(plain)),
         harness.Case("call", "governed client (policy only)", calls(governed)),
         harness.Case("call", "governed client (policy + RPM, memory)", with_rpm(limited, limited_client)),
-        harness.Case(
-            "call",
-            "diagnostic: the same, limits' memory expiry timer off",
-            with_rpm(untimed, untimed_client),
-        ),
+        harness.Case("call", "governed client (policy + spend limit, memory)", calls(priced_client)),
     ]
 
 

@@ -84,6 +84,9 @@ def round_trips(url_of_fake: str, calls: int = 200) -> list[tuple[str, float, fl
         ("RPM", RPM, exact),
         ("RPM+TPM+budget", RPM_TPM_BUDGET, exact),
         ("RPM+TPM+budget, each call settling", RPM_TPM_BUDGET, None),
+        # Dollars: each call reserves its worst case and gives back the difference; the ledger's write (at most
+        # one a second per principal, off the request path) goes through the same proxy and is counted too.
+        ("RPM+TPM+budget+spend, each call settling", {**RPM_TPM_BUDGET, "spend": {"day": 10**6}}, exact),
     )
     with RedisServer() as server, TcpProxy("127.0.0.1", server.port) as proxy:
         for name, role, estimator in cases:
