@@ -27,6 +27,8 @@ from .enforcement import (
     RevocationSource,
     UserIdMode,
     load_policy,
+    request_buckets,
+    spend_buckets,
 )
 from .errors import PolicyError, PolicyProblem
 from .policy import (
@@ -37,6 +39,7 @@ from .policy import (
     Policy,
     Principal,
     Scope,
+    ScopeCache,
     TokenEstimator,
     format_org_ids,
 )
@@ -156,7 +159,7 @@ class RBAC:
         self._clients = ClientFactory(
             self.enforcer, base_url=base_url, client_options=options, tracer_provider=tracer_provider
         )
-        self._scopes: dict[tuple[Any, ...], Scope] = {}
+        self._scopes = ScopeCache()
         self._reloader = PolicyReloader(self.enforcer, self.auditor, policy, on_error=on_reload_error, mode=reload)
 
     def __repr__(self) -> str:
@@ -231,14 +234,7 @@ class RBAC:
         The keywords are :class:`~claude_rbac.policy.Narrowing`'s: ``models``, ``max_tokens``, ``rpm``, ``name``
         and the request-field grants (``tools``, ``mcp_servers``, ``service_tiers``, ``speeds``,
         ``inference_geos``, ``betas``); a value must match the role's grant and the route's."""
-        given = {name: _settled(value) for name, value in narrowing.items() if value is not None}
-        key = tuple(sorted((name, _key_of(value)) for name, value in given.items()))
-        scope = self._scopes.get(key)
-        if scope is None:
-            scope = Scope.build(**given)  # type: ignore[arg-type]  # the same keys, names made hashable
-            if len(self._scopes) < 4096:
-                self._scopes[key] = scope
-        return scope
+        return self._scopes.get(narrowing)
 
     def client(
         self,
@@ -359,12 +355,12 @@ class RBAC:
 
     def rate_limits(self, principal: Principal | None, *, scope: Scope | None = None) -> list[dict[str, Any]]:
         """The principal's request buckets now: limit, remaining and reset time (for headers and pages)."""
-        buckets = self._request_buckets(principal, scope)
+        buckets = request_buckets(self.enforcer, principal, scope)
         return _as_limits(self.quota.remaining(buckets)) if buckets else []
 
     async def arate_limits(self, principal: Principal | None, *, scope: Scope | None = None) -> list[dict[str, Any]]:
         """:meth:`rate_limits` for async code: reads the storage through ``limits.aio``, never blocking the loop."""
-        buckets = self._request_buckets(principal, scope)
+        buckets = request_buckets(self.enforcer, principal, scope)
         return _as_limits(await self.quota.aremaining(buckets)) if buckets else []
 
     def spend(self, principal: Principal | None, *, scope: Scope | None = None) -> list[SpendWindow]:
@@ -374,40 +370,13 @@ class RBAC:
 
         ``used`` of a pool or workspace window is what everyone sharing it spent: show it only to whom may see it.
         """
-        buckets = self._spend_buckets(principal, scope)
+        buckets = spend_buckets(self.enforcer, principal, scope)
         return spend_windows(self.quota.counts(buckets)) if buckets else []
 
     async def aspend(self, principal: Principal | None, *, scope: Scope | None = None) -> list[SpendWindow]:
         """:meth:`spend` for async code (never blocks the event loop)."""
-        buckets = self._spend_buckets(principal, scope)
+        buckets = spend_buckets(self.enforcer, principal, scope)
         return spend_windows(await self.quota.acounts(buckets)) if buckets else []
-
-    def _spend_buckets(self, principal: Principal | None, scope: Scope | None) -> tuple[Bucket, ...]:
-        generation = self.enforcer.generation
-        role = generation.role_of(principal)
-        if role is None or principal is None:
-            return ()
-        chosen = scope or UNRESTRICTED
-        limits = {"principal": role.spend, "route": chosen.spend, "pool": role.pool_spend}
-        limits["workspace"] = role.workspace_spend
-        return self.quota.buckets(
-            role=role.name,
-            principal_id=principal.id,
-            rpm=None,
-            scope_name=chosen.name,
-            spend={name: (each.day, each.month) for name, each in limits.items() if each},
-            workspace=generation.workspace_of(role),
-            micro_usd=1,
-        )
-
-    def _request_buckets(self, principal: Principal | None, scope: Scope | None) -> tuple[Bucket, ...]:
-        role = self.policy.role(principal.role) if principal is not None else None
-        if role is None or principal is None:
-            return ()
-        chosen = scope or UNRESTRICTED
-        return self.quota.buckets(
-            role=role.name, principal_id=principal.id, rpm=role.rpm, scope_name=chosen.name, scope_rpm=chosen.rpm
-        )
 
 
 def _as_limits(rows: Iterable[tuple[Bucket, int, float]]) -> list[dict[str, Any]]:
@@ -415,17 +384,3 @@ def _as_limits(rows: Iterable[tuple[Bucket, int, float]]) -> list[dict[str, Any]
         {"kind": bucket.kind, "limit": bucket.limit, "remaining": remaining, "reset": reset}
         for bucket, remaining, reset in rows
     ]
-
-
-def _settled(value: object) -> object:
-    """A narrowing value read once: a generator of names becomes a tuple, so the key and the scope see the same."""
-    if isinstance(value, str | int | Mapping) or not isinstance(value, Iterable):
-        return value
-    return tuple(value)
-
-
-def _key_of(value: object) -> object:
-    """A narrowing value as a cache key (``spend={"day": 0.5}`` is a mapping)."""
-    if isinstance(value, Mapping):
-        return tuple(sorted((str(k), repr(v)) for k, v in value.items()))
-    return value

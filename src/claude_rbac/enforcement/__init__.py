@@ -12,6 +12,7 @@ from ._clients import ClientFactory, GovernedAnthropic, GovernedAsyncAnthropic
 from ._enforcer import Enforcer, Generation, OnStorageError
 from ._governor import Governor
 from ._keys import ActiveKey, KeyRing, is_revoked
+from ._limits import request_buckets, spend_buckets
 from ._reload import OnReloadError, PolicyReloader, PolicySource, ReloadMode, load_policy, policy_file
 from ._revocation import RevocationList, RevocationSource
 
@@ -38,4 +39,6 @@ __all__ = [
     "is_revoked",
     "load_policy",
     "policy_file",
+    "request_buckets",
+    "spend_buckets",
 ]

@@ -36,19 +36,15 @@ from ..policy import (
     ORG_IDS_HEADER,
     CallPlan,
     batch_id_of,
-    cache_ttl,
-    dollars_of,
     plan_call,
 )
-from ..policy.prices import BillableUsage
-from ..quota import MICRO_USD
 from ._attempt import Attempt, Binding
 from ._audit import Auditor
 from ._enforcer import Enforcer, Generation
 from ._keys import ActiveKey
 from ._limits import Limiter
-from ._spend import exact_cost
-from ._usage import AsyncUsageStream, Usage, UsageStream, usage_of
+from ._spend import note_reservation, settled_cost
+from ._usage import AsyncUsageStream, Usage, UsageStream, no_usage, parsed_usage
 
 __all__ = ["REFUSED_IN_ANY_MODE", "Binding", "Governor"]
 
@@ -97,24 +93,24 @@ class Governor(Middleware):
             self._owner_answered(call, owns)
         self._conclude(call)
         call.reservation = self._limiter.acquire(call)
-        self._reserved(call, request)
+        note_reservation(call, request)
         self._admitted(call)
         try:
             response = call_next(self._outgoing(request, call))
         except BaseException:
-            self._settle(call, _nothing())
+            self._settle(call, no_usage())
             raise
         if not isinstance(response, APIResponse):
             return response  # an inner middleware answered; keep the reservation as it is
         http = response.http_response
         if not http.is_success:
             self._upstream_error(http.status_code, http.read() if http.status_code == 403 else b"")
-            self._settle(call, _nothing())
+            self._settle(call, no_usage())
             return response
         if _is_sse(http.headers):
             http.stream = UsageStream(http.stream, lambda usage: self._settle(call, usage))  # type: ignore[arg-type]
         elif call.plan.operation == "messages.create" and http.is_closed:
-            self._settle(call, _parsed_usage(response.parse()))
+            self._settle(call, parsed_usage(response.parse()))
         elif call.plan.operation == "messages.batches.create" and (created := self._created_batch(http.read())):
             try:
                 self._enforcer.batch_owners.bind(*created)
@@ -124,7 +120,7 @@ class Governor(Middleware):
 
     def _settle(self, call: Attempt, usage: Usage) -> None:
         self._record_usage(call, usage)
-        self._limiter.settle(call.reservation, usage, self._cost(call, usage))
+        self._limiter.settle(call.reservation, usage, settled_cost(self._enforcer, self._binding, call, usage))
 
     # -- async --------------------------------------------------------------------------------------
 
@@ -144,24 +140,24 @@ class Governor(Middleware):
             self._owner_answered(call, owns)
         self._conclude(call)
         call.reservation = await self._limiter.aacquire(call)
-        self._reserved(call, request)
+        note_reservation(call, request)
         self._admitted(call)
         try:
             response = await call_next(self._outgoing(request, call))
         except BaseException:
-            await self._asettle(call, _nothing())
+            await self._asettle(call, no_usage())
             raise
         if not isinstance(response, AsyncAPIResponse):
             return response
         http = response.http_response
         if not http.is_success:
             self._upstream_error(http.status_code, await http.aread() if http.status_code == 403 else b"")
-            await self._asettle(call, _nothing())
+            await self._asettle(call, no_usage())
             return response
         if _is_sse(http.headers):
             http.stream = AsyncUsageStream(http.stream, lambda usage: self._asettle(call, usage))  # type: ignore[arg-type]
         elif call.plan.operation == "messages.create" and http.is_closed:
-            await self._asettle(call, _parsed_usage(await response.parse()))
+            await self._asettle(call, parsed_usage(await response.parse()))
         elif call.plan.operation == "messages.batches.create" and (created := self._created_batch(await http.aread())):
             try:
                 await self._enforcer.batch_owners.abind(*created)
@@ -171,7 +167,7 @@ class Governor(Middleware):
 
     async def _asettle(self, call: Attempt, usage: Usage) -> None:
         self._record_usage(call, usage)
-        await self._limiter.asettle(call.reservation, usage, self._cost(call, usage))
+        await self._limiter.asettle(call.reservation, usage, settled_cost(self._enforcer, self._binding, call, usage))
 
     # -- deciding -----------------------------------------------------------------------------------
 
@@ -373,35 +369,6 @@ class Governor(Middleware):
             Auditor.annotate(trace.get_current_span(), {audit.TENANT_VIOLATION: True})
             raise error_for("tenant_restriction_violation")
 
-    # -- dollars --------------------------------------------------------------------------------------
-
-    def _reserved(self, call: Attempt, request: APIRequest) -> None:
-        """Note a call that holds dollars: its span, its reservation, how its unsplit cache writes are priced."""
-        if call.reservation is None or not call.reservation.reserved_in(MICRO_USD):
-            return
-        call.span = trace.get_current_span()
-        call.cache_ttl = cache_ttl(request.json) if isinstance(request.json, Mapping) else None
-        reserved = dollars_of(call.reservation.reserved_in(MICRO_USD))
-        Auditor.annotate(call.span, {audit.COST_RESERVED: float(reserved)})
-
-    def _cost(self, call: Attempt, usage: Usage) -> int | None:
-        """The call's exact cost in micro-dollars (``None``: unknown, it keeps its reservation), recorded."""
-        reservation = call.reservation
-        if reservation is None or not reservation.reserved_in(MICRO_USD):
-            return None
-        decision = call.plan.decision
-        priced = exact_cost(call.generation.policy.prices, usage, decision.model, call.cache_ttl)
-        if priced is None:
-            return None
-        if call.span is not None:
-            Auditor.annotate(call.span, {audit.COST: float(priced.dollars)})
-        if priced.micro_dollars:
-            self._enforcer.auditor.record_cost(decision.role, usage.model or decision.model, call.key.workspace, priced)
-            principal = self._binding.principal
-            if principal is not None and decision.role is not None:
-                self._enforcer.quota.record_spend(principal.id, decision.role, priced.micro_dollars)
-        return priced.micro_dollars
-
     def _record_usage(self, call: Attempt, usage: Usage) -> None:
         auditor = self._enforcer.auditor
         if (usage.counted or usage.cache_read_input_tokens) and auditor.tokens_recorded:
@@ -424,12 +391,3 @@ def _header(headers: Mapping[str, Any], name: str) -> str | None:
 
 def _is_sse(headers: Mapping[str, str]) -> bool:
     return headers.get("content-type", "").startswith("text/event-stream")
-
-
-def _parsed_usage(data: object) -> Usage:
-    return usage_of(data) or Usage(complete=False)
-
-
-def _nothing() -> Usage:
-    """The usage of an attempt that failed before an answer: nothing used, nothing billed."""
-    return Usage(complete=True, billable=BillableUsage())

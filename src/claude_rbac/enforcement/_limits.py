@@ -17,14 +17,14 @@ from opentelemetry.util.types import AttributeValue
 
 from .. import audit
 from ..errors import UNAVAILABLE, RateLimited, error_for
-from ..policy import Role, Scope, Spend
+from ..policy import UNRESTRICTED, Principal, Role, Scope, Spend
 from ..quota import MICRO_USD, Bucket, Reservation, SpendScope, StorageFailure
 from ._attempt import Attempt, Binding
 from ._audit import Auditor
 from ._enforcer import Enforcer
 from ._usage import Usage
 
-__all__ = ["Limiter"]
+__all__ = ["Limiter", "request_buckets", "spend_buckets"]
 
 log = logging.getLogger("claude_rbac")
 _MEMO_SIZE: Final = 64
@@ -200,3 +200,32 @@ def _used(reservation: Reservation, usage: Usage, micro_usd: int | None) -> dict
     if micro_usd is not None:
         used[MICRO_USD] = micro_usd
     return used
+
+
+def request_buckets(enforcer: Enforcer, principal: Principal | None, scope: Scope | None) -> tuple[Bucket, ...]:
+    """The principal's request buckets, to read (``rbac.rate_limits``): the role's rpm and the route's."""
+    role = enforcer.generation.role_of(principal)
+    if role is None or principal is None:
+        return ()
+    chosen = scope or UNRESTRICTED
+    return enforcer.quota.buckets(
+        role=role.name, principal_id=principal.id, rpm=role.rpm, scope_name=chosen.name, scope_rpm=chosen.rpm
+    )
+
+
+def spend_buckets(enforcer: Enforcer, principal: Principal | None, scope: Scope | None) -> tuple[Bucket, ...]:
+    """The principal's spend windows, to read (``rbac.spend``): its own, the route's, the pool's, the workspace's."""
+    generation = enforcer.generation
+    role = generation.role_of(principal)
+    if role is None or principal is None:
+        return ()
+    chosen = scope or UNRESTRICTED
+    return enforcer.quota.buckets(
+        role=role.name,
+        principal_id=principal.id,
+        rpm=None,
+        scope_name=chosen.name,
+        spend=_spend_limits(role, chosen),
+        workspace=generation.workspace_of(role),
+        micro_usd=1,
+    )

@@ -10,12 +10,22 @@ its whole reservation, so spend is over-counted, never under-counted.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
+from anthropic import APIRequest
+from opentelemetry import trace
+
+from .. import audit
+from ..policy import cache_ttl, dollars_of
 from ..policy._costs import Ttl
 from ..policy.prices import Cost, MissingPrice, PriceTable, cost
+from ..quota import MICRO_USD
+from ._attempt import Attempt, Binding
+from ._audit import Auditor
+from ._enforcer import Enforcer
 from ._usage import Usage
 
-__all__ = ["exact_cost"]
+__all__ = ["exact_cost", "note_reservation", "settled_cost"]
 
 log = logging.getLogger("claude_rbac")
 
@@ -39,3 +49,33 @@ def exact_cost(prices: PriceTable, usage: Usage, requested: str | None, unsplit_
     if len(costs) == 1:
         return costs[0]
     return Cost.of([part for each in costs for part in each.parts])
+
+
+def note_reservation(call: Attempt, request: APIRequest) -> None:
+    """Note a call that holds dollars: its span, its reservation, how its unsplit cache writes are priced."""
+    if call.reservation is None or not call.reservation.reserved_in(MICRO_USD):
+        return
+    call.span = trace.get_current_span()
+    call.cache_ttl = cache_ttl(request.json) if isinstance(request.json, Mapping) else None
+    reserved = dollars_of(call.reservation.reserved_in(MICRO_USD))
+    Auditor.annotate(call.span, {audit.COST_RESERVED: float(reserved)})
+
+
+def settled_cost(enforcer: Enforcer, binding: Binding, call: Attempt, usage: Usage) -> int | None:
+    """The call's exact cost in micro-dollars (``None``: unknown, it keeps its reservation), recorded on its
+    span, the cost counter and the spend ledger."""
+    reservation = call.reservation
+    if reservation is None or not reservation.reserved_in(MICRO_USD):
+        return None
+    decision = call.plan.decision
+    priced = exact_cost(call.generation.policy.prices, usage, decision.model, call.cache_ttl)
+    if priced is None:
+        return None
+    if call.span is not None:
+        Auditor.annotate(call.span, {audit.COST: float(priced.dollars)})
+    if priced.micro_dollars:
+        enforcer.auditor.record_cost(decision.role, usage.model or decision.model, call.key.workspace, priced)
+        principal = binding.principal
+        if principal is not None and decision.role is not None:
+            enforcer.quota.record_spend(principal.id, decision.role, priced.micro_dollars)
+    return priced.micro_dollars

@@ -16,7 +16,7 @@ import httpx2
 
 from ..policy.prices import BillableUsage
 
-__all__ = ["AsyncUsageStream", "SseUsage", "Usage", "UsageStream", "usage_of"]
+__all__ = ["AsyncUsageStream", "SseUsage", "Usage", "UsageStream", "no_usage", "parsed_usage", "usage_of"]
 
 _WATCHED = (b'"message_start"', b'"message_delta"')
 _MAX_EVENT = 1 << 20
@@ -221,3 +221,13 @@ class AsyncUsageStream(httpx2.AsyncByteStream):
     async def _end(self) -> None:
         if self._once.first():
             await self._on_end(self._scanner.usage)
+
+
+def parsed_usage(data: object) -> Usage:
+    """The usage of a parsed JSON answer; an answer without one is incomplete (it keeps its reservations)."""
+    return usage_of(data) or Usage(complete=False)
+
+
+def no_usage() -> Usage:
+    """The usage of an attempt that failed before an answer: nothing used, nothing billed."""
+    return Usage(complete=True, billable=BillableUsage())

@@ -8,17 +8,14 @@ from ._diff import Change, PolicyDiff, RoleDiff, diff_policies, gain_hits, globs
 from ._fields import BETA_HEADER, GOVERNED_FIELDS, HARMLESS_FIELDS, KNOWN_FIELDS, WORKSPACE_HEADER
 from ._grants import DEFAULT_GRANTS, GRANT_KEYS, TOOL_FAMILIES, tool_family
 from ._model import (
-    UNRESTRICTED,
     BatchAccess,
     Budget,
     Decision,
     FieldValues,
     Mode,
-    Narrowing,
     OnExcess,
     Principal,
     Role,
-    Scope,
     Settings,
     as_patterns,
 )
@@ -36,6 +33,7 @@ from ._request import (
     plan_call,
 )
 from ._reserve import cache_ttl
+from ._scope import UNRESTRICTED, Narrowing, Scope, ScopeCache
 from ._spend import MICRO, Spend, SpendPeriod, dollars_of, micro_dollars
 from ._suite import Case, Expectation, Outcome, Suite, SuiteError, read_suite, run_case, suite_policy_path
 from ._values import MAX_TOKENS_CEILING
@@ -95,6 +93,7 @@ __all__ = [
     "RoleDiff",
     "Narrowing",
     "Scope",
+    "ScopeCache",
     "Settings",
     "Suite",
     "SuiteError",

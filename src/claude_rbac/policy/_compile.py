@@ -7,7 +7,6 @@ pasted key (see :func:`~._workspaces.redact`). Nothing in this module runs per r
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,9 +17,9 @@ from ._grants import DEFAULT_GRANTS, GRANT_KEYS, grant_problem
 from ._model import Budget, Mode, OnExcess, Role, Settings
 from ._patterns import ModelMatcher, pattern_problem
 from ._price_schema import overridden, shipped_prices
-from ._prices import PriceTable
+from ._priced import unpriced_problems, with_workspace_spend
 from ._revision import revision_problem
-from ._spend import Spend, dollars_of, sdk_models
+from ._spend import Spend
 from ._values import MAX_TOKENS_CEILING, limit_problem
 from ._workspaces import KEY_LITERAL, compile_key_settings, parse_spend, redact
 
@@ -317,33 +316,6 @@ def _compile_roles(roles: Mapping[str, Any], problems: _Problems, strict: bool) 
     return compiled
 
 
-def _with_workspace_spend(role: Role, workspaces: Mapping[str, Any], default: str | None) -> Role:
-    """The role with its workspace's spend limit (its own workspace, else the policy's default one)."""
-    workspace = workspaces.get(role.workspace or default or "")
-    if workspace is None or not workspace.spend:
-        return role
-    return dataclasses.replace(role, workspace_spend=workspace.spend)
-
-
-def _check_priced(roles: Mapping[str, Role], prices: PriceTable, problems: _Problems) -> None:
-    """A role that spends may call only priced models: every SDK model its patterns allow must have a price."""
-    for role in roles.values():
-        if not role.allowed or not role.spends:
-            continue
-        unpriced = sorted(model for model in sdk_models() if role.matcher(model) and prices.price_for(model) is None)
-        if unpriced:
-            where = "its own" if role.spend else "its pool's" if role.pool_spend else "its workspace's"
-            limit = role.spend or role.pool_spend or role.workspace_spend
-            shown = ", ".join(f"${dollars_of(v)}/{p}" for p, v in (("day", limit.day), ("month", limit.month)) if v)
-            problems.add(
-                f"has a spend limit ({where}, {shown}) but may call {', '.join(unpriced[:5])}"
-                f"{' and more' if len(unpriced) > 5 else ''}, which the price table has no price for: add"
-                ' `[prices."<model>"]` to the policy or narrow `models` (a spend limit never counts a call as $0)',
-                role=role.name,
-                field="models",
-            )
-
-
 @dataclass(frozen=True, slots=True)
 class CompiledPolicy:
     roles: dict[str, Role]
@@ -395,9 +367,10 @@ def compile_policy(
     raw_prices = data.get("prices")
     prices, price_problems = overridden(shipped_prices(), raw_prices, source)
     problems.items.extend(price_problems)
-    roles = {name: _with_workspace_spend(role, keys.workspaces, keys.default_workspace) for name, role in roles.items()}
+    roles = {name: with_workspace_spend(role, keys.workspaces, keys.default_workspace) for name, role in roles.items()}
     if prices is not None:
-        _check_priced(roles, prices, problems)
+        for message, role_name in unpriced_problems(roles, prices):
+            problems.add(message, role=role_name, field="models")
     problems.raise_if_any()
     settings = Settings(
         mode=mode,

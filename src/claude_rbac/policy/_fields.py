@@ -31,7 +31,8 @@ from urllib.parse import urlsplit
 
 from ..errors import InvalidRequest, message_for
 from ._grants import tool_family, value_names
-from ._model import Decision, FieldValues, Role, Scope, Settings
+from ._model import Decision, FieldValues, Role, Settings
+from ._scope import Scope
 
 __all__ = [
     "BATCH_FIELDS",

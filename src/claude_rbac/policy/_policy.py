@@ -14,11 +14,12 @@ from typing import Any, Final
 
 from ..errors import message_for
 from ._compile import compile_policy
-from ._model import UNRESTRICTED, Decision, OnExcess, Principal, Role, Scope, Settings, min_cap
+from ._model import Decision, OnExcess, Principal, Role, Settings, min_cap
 from ._price_schema import shipped_prices
 from ._prices import PriceTable
 from ._read import read_policy_file
 from ._revision import content_revision
+from ._scope import UNRESTRICTED, Scope
 from ._values import check_max_tokens_value, check_model_value
 
 __all__ = ["DEFAULT_POLICY", "Policy", "UnavailablePolicy"]

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ._model import UNRESTRICTED, Principal, Scope
+from ._model import Principal
 from ._policy import Policy
 from ._request import NONSTREAMING_MAX_TOKENS, CallPlan, plan_call
+from ._scope import UNRESTRICTED, Scope
 
 __all__ = ["OPERATION_ENDPOINTS", "probe"]
 

@@ -10,21 +10,29 @@ Pure functions over the request the anthropic SDK is about to send: which endpoi
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import InvalidRequest, message_for
-from ._fields import BETA_HEADER, WORKSPACE_HEADER, FieldCheck, merge_fields
-from ._model import Decision, FieldValues, Principal, Scope, min_cap
+from ._call_plan import (
+    MIN_THINKING_BUDGET,
+    NONSTREAMING_MAX_TOKENS,
+    NOT_ASKED,
+    CallPlan,
+    TokenEstimator,
+    estimate_input_tokens,
+)
+from ._fields import FieldCheck, merge_fields
+from ._model import Decision, FieldValues, Principal, min_cap
 from ._model_fields import ModelField, model_fields
 from ._operations import BATCH_READS, batch_id_of, operation_of
+from ._plan_memo import PlanMemo, from_memo, plain_key, remember
 from ._policy import Policy
 from ._prices import MissingPrice, PriceTable
 from ._reserve import reserve
+from ._scope import Scope
 
 __all__ = [
     "NONSTREAMING_MAX_TOKENS",
@@ -34,63 +42,6 @@ __all__ = [
     "estimate_input_tokens",
     "plan_call",
 ]
-
-TokenEstimator = Callable[[Mapping[str, Any]], int]
-IMAGE_TOKENS: Final = 1_600
-MIN_THINKING_BUDGET: Final = 1_024
-NONSTREAMING_MAX_TOKENS: Final = 21_333
-"""The most ``max_tokens`` a non-streaming call may ask for: the anthropic SDK refuses more (it expects such
-a call to take longer than its 10-minute default timeout: 3,600 s x max_tokens / 128,000 > 600 s)."""
-
-
-def estimate_input_tokens(body: Mapping[str, Any]) -> int:
-    """A deliberately high estimate of a request's input tokens, reserved before the call and settled after.
-
-    Text counts one token per 3 UTF-8 bytes of its JSON (Claude averages about 3.5 characters a token,
-    so this over-reserves and the settlement gives the rest back); an image counts 1,600 tokens (the
-    most a 1.15-megapixel image costs) rather than its base64 size.
-    """
-    images = 0
-
-    def strip(value: Any) -> Any:
-        nonlocal images
-        if isinstance(value, dict):
-            source = value.get("source")
-            if value.get("type") == "image" and isinstance(source, dict):
-                images += 1
-                return None
-            return {key: strip(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [strip(item) for item in value]
-        return value
-
-    prompt = {key: body.get(key) for key in ("system", "messages", "tools", "tool_choice") if key in body}
-    size = len(json.dumps(strip(prompt), ensure_ascii=False, default=str).encode("utf-8"))
-    return math.ceil(size / 3) + images * IMAGE_TOKENS
-
-
-NOT_ASKED: Final[Any] = object()
-"""A call that asks for no max_tokens (``count_tokens``): only its model is decided."""
-
-
-@dataclass(slots=True)
-class CallPlan:
-    """The policy's answer for one SDK request."""
-
-    operation: str | None
-    decision: Decision
-    body: dict[str, Any] | None = None
-    """The body to send instead, when the policy changed it (clamped max_tokens); else ``None``."""
-    tokens: int = 0
-    """Tokens to reserve: the input estimate plus the effective max_tokens (summed over a batch)."""
-    spend: int = 0
-    """Micro-dollars to reserve: the worst case of what the call can cost (summed over a batch); 0 when the
-    role has no spend limit."""
-    counts_rpm: bool = True
-    requests: int = 1
-    """How many requests this counts as against RPM: a batch counts each of its items."""
-    batch_id: str | None = None
-    """The batch a retrieve/results/cancel names."""
 
 
 def _role_name(principal: Principal | None) -> str | None:
@@ -269,54 +220,6 @@ def _govern_item(  # noqa: PLR0915 - one request's walk, in the order the API ap
     return _Item(decision, {**item, **changes}, tokens, spend)
 
 
-PlanMemo = MutableMapping[tuple[Any, ...], tuple[Policy, Scope, CallPlan]]
-"""Plans of plain requests, keyed by what decides them (see :func:`plan_call`); the caller owns and bounds it."""
-PLAN_MEMO_SIZE: Final = 4096
-_PLAIN_FIELDS: Final = frozenset(
-    {"model", "max_tokens", "messages", "system", "metadata", "stream", "temperature", "top_p", "top_k"}
-)
-"""The fields of a plain request: what it says (data) and how to sample, nothing governed but model and max_tokens."""
-_DATA: Final = frozenset({"messages", "system", "metadata"})
-_SCALAR_TYPES: Final = frozenset({str, int, float, bool, type(None)})
-_PER_CALL_HEADERS: Final = frozenset({BETA_HEADER, WORKSPACE_HEADER})
-
-
-def _plain_key(body: object, headers: Mapping[str, object] | None) -> tuple[Any, ...] | None:
-    """(model, max_tokens, streams) of a plain ``messages.create`` body, or ``None`` when it is not plain.
-
-    Plain: only :data:`_PLAIN_FIELDS`, each setting a scalar (nothing a model name could hide in), a string
-    model and an int max_tokens (types exactly: ``True == 1``), and no betas or workspace header. Such a
-    request's decision depends on nothing else, whatever its conversation says.
-    """
-    if type(body) is not dict or not _PLAIN_FIELDS.issuperset(body):
-        return None
-    for name, value in body.items():
-        if name not in _DATA and type(value) not in _SCALAR_TYPES:
-            return None
-    model, max_tokens = body.get("model"), body.get("max_tokens")
-    if type(model) is not str or type(max_tokens) is not int:
-        return None
-    for name, value in (headers or {}).items():  # as header_values reads them: an omitted header has no value
-        if isinstance(name, str) and isinstance(value, str) and name.lower() in _PER_CALL_HEADERS:
-            return None
-    return model, max_tokens, body.get("stream") is True
-
-
-def _from_memo(plan: CallPlan, body: Mapping[str, Any], estimator: TokenEstimator | None, enforce: bool) -> CallPlan:
-    """The plan of a plain request whose decision is ``plan``'s: its own body and token estimate, from its own prompt.
-
-    What :func:`_govern_item` makes of a plain request: the clamped max_tokens (no thinking, fallbacks or
-    advisors to fit), the estimate of this prompt plus the effective max_tokens.
-    """
-    decision = plan.decision
-    if not decision.allowed:
-        return CallPlan(plan.operation, decision, counts_rpm=plan.counts_rpm, requests=plan.requests)
-    most = decision.max_tokens_effective or 0
-    tokens = estimator(body) + most if estimator is not None else 0
-    clamped = {**body, "max_tokens": most} if enforce and decision.clamped else None
-    return CallPlan(plan.operation, decision, clamped, tokens)
-
-
 def plan_call(
     policy: Policy,
     principal: Principal | None,
@@ -346,22 +249,18 @@ def plan_call(
     if memo is not None and principal is not None and type(principal.role) is str and not scope.spend:
         role = policy.roles.get(principal.role)
         # A call that reserves dollars prices its own prompt: no plan of another call is its plan.
-        plain = _plain_key(body, headers) if role is None or not role.spends else None
+        plain = plain_key(body, headers) if role is None or not role.spends else None
         if plain is not None:
             key = (principal.role, id(scope), method, url, enforce, nonstreaming_limit, *plain)
             hit = memo.get(key)
             if hit is not None and hit[0] is policy and hit[1] is scope:
                 assert isinstance(body, dict)
-                return _from_memo(hit[2], body, (estimate or estimate_input_tokens) if count_tokens else None, enforce)
+                return from_memo(hit[2], body, (estimate or estimate_input_tokens) if count_tokens else None, enforce)
     plan = _plan_call(
         policy, principal, scope, method, url, body, estimate, count_tokens, enforce, nonstreaming_limit, headers
     )
     if key is not None and memo is not None and plan.operation == "messages.create":
-        if len(memo) >= PLAN_MEMO_SIZE:
-            memo.clear()  # simpler than an LRU: a miss costs one plan
-        # Its own copy: the caller may change the plan it gets back.
-        kept = CallPlan(plan.operation, plan.decision, counts_rpm=plan.counts_rpm, requests=plan.requests)
-        memo[key] = (policy, scope, kept)
+        remember(memo, key, policy, scope, plan)
     return plan
 
 

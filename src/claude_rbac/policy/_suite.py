@@ -28,9 +28,10 @@ from typing import Any, Final, Literal
 
 from ..errors import REASONS, PolicyError
 from ._grants import GRANT_KEYS
-from ._model import UNRESTRICTED, Decision, Principal, Scope
+from ._model import Decision, Principal
 from ._policy import Policy
 from ._probe import OPERATION_ENDPOINTS, probe
+from ._scope import UNRESTRICTED, Scope
 from ._workspaces import redact
 
 if sys.version_info >= (3, 11):
