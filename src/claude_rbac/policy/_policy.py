@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from ..errors import message_for
-from ._compile import compile_policy
+from ._compile import CompiledPolicy, compile_policy
 from ._model import Decision, OnExcess, Principal, Role, Settings, min_cap
 from ._price_schema import shipped_prices
 from ._prices import PriceTable
@@ -80,14 +80,7 @@ class Policy:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> Policy:
         """Validate and compile a policy document; :class:`~claude_rbac.PolicyError` lists every problem."""
-        compiled = compile_policy(data, source=source)
-        return cls(
-            compiled.roles,
-            on_excess=compiled.on_excess,
-            source=source,
-            settings=compiled.settings,
-            revision=compiled.revision,
-        )
+        return cls._of(compile_policy(data, source=source), source)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Policy:
@@ -96,7 +89,10 @@ class Policy:
         A file must say which format version it is written in (``version = 1``) and define roles.
         """
         source = os.fspath(path)
-        compiled = compile_policy(read_policy_file(source), source=source, require_version=True)
+        return cls._of(compile_policy(read_policy_file(source), source=source, require_version=True), source)
+
+    @classmethod
+    def _of(cls, compiled: CompiledPolicy, source: str | None) -> Policy:
         return cls(
             compiled.roles,
             on_excess=compiled.on_excess,
