@@ -4,7 +4,7 @@
 """
 
 from ._buckets import MICRO_USD, Bucket, BucketKind, Held, Reservation, SpendScope, Strategy, plan_buckets
-from ._ledger import SpendRecorder
+from ._ledger import BatchSpendRecorder, SpendRecorder
 from ._memory import LazyMemoryStorage
 from ._quota import Quota, StorageFailure, Used
 from ._report import SpendWindow, spend_windows
@@ -14,6 +14,7 @@ from ._workers import WORKER_SOURCES, Workers, detect_workers, find_workers, war
 
 __all__ = [
     "MICRO_USD",
+    "BatchSpendRecorder",
     "SpendRecorder",
     "SpendScope",
     "SpendWindow",
