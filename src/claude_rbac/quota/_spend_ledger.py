@@ -231,7 +231,8 @@ class SpendLedger:
         """Add each row's micro-dollars and calls to its principal under its role on ``day``.
 
         On Redis one script call (so one round trip) per ``ROWS_PER_CALL`` rows. Every row is checked
-        before any is written: a bad one raises ``ValueError`` and nothing is recorded."""
+        before any is written: a bad one raises ``ValueError`` and nothing is recorded. A call that fails
+        raises :class:`StorageFailure`; the calls before it (past ``ROWS_PER_CALL`` rows) stay written."""
         for row in rows:
             for name, value in (("micro_dollars", row.micro_dollars), ("calls", row.calls)):
                 if isinstance(value, bool) or not isinstance(value, int) or value < 0:
