@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import shutil
 from collections.abc import Iterator
 
@@ -10,7 +11,8 @@ import pytest
 import redis
 
 from claude_rbac import RBAC, Principal, RateLimited
-from claude_rbac.quota import Quota
+from claude_rbac.quota import Quota, SpendLedger
+from claude_rbac.quota._ledger import LedgerQueue
 from claude_rbac.testing import FakeClaude
 from tests.support.redis import RedisCluster, RedisSentinel
 
@@ -116,5 +118,30 @@ def test_a_cluster_call_is_one_script_call_per_hash_tag(running_cluster: RedisCl
         quota.acquire(pooled)
     assert script_calls() - before == 20  # and the pool's tag is a second
     quota.close()
+    for node in nodes:
+        node.close()
+
+
+def test_a_ledger_drain_is_one_script_call_per_day_on_a_cluster(running_cluster: RedisCluster, key_prefix: str) -> None:
+    nodes = [redis.Redis(port=node.port) for node in running_cluster.nodes]
+
+    def script_calls() -> int:
+        return sum(node.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0) for node in nodes)
+
+    today = dt.datetime.now(dt.timezone.utc).date()
+    tomorrow = today + dt.timedelta(days=1)
+    ledger = SpendLedger(running_cluster.url, key_prefix=key_prefix)
+    queue = LedgerQueue(ledger, inline=False, max_age=3600)
+    ledger.record(today, "warm", "user", 0, 0)  # loads the script on every node
+    before = script_calls()
+    for day in (today, tomorrow):
+        for n in range(200):
+            queue.put(day, f"u{n}", "user", 100 + n)
+    queue.flush()
+    assert script_calls() - before == 2  # each day's rows share the day's hash tag: one call each
+    for day in (today, tomorrow):
+        assert ledger.report(day).micro_dollars == sum(100 + n for n in range(200))
+    queue.close()
+    ledger.close()
     for node in nodes:
         node.close()

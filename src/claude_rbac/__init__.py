@@ -11,11 +11,12 @@ from .errors import (
     RBACError,
 )
 from .policy import Decision, Policy, Principal, Role, Scope
-from .quota import SpendRecorder, SpendWindow
+from .quota import BatchSpendRecorder, SpendRecorder, SpendWindow
 from .rbac import RBAC
 
 __all__ = [
     "RBAC",
+    "BatchSpendRecorder",
     "SpendRecorder",
     "SpendWindow",
     "AccessDenied",

@@ -1,7 +1,7 @@
 """The daily spend ledger: what each principal and each role spent on each UTC day, and in how many calls.
 
 It is the :class:`~._ledger.SpendRecorder` an :class:`~claude_rbac.RBAC` gives its quota by default: written
-off the request path once a call's exact cost is known (the quota's ledger queue calls :meth:`record`), and
+off the request path once a call's exact cost is known (the quota's ledger queue calls :meth:`record_many`), and
 read by ``claude-rbac spend`` and by admin pages. It is a report, not a limit: the spend buckets refuse
 calls; the ledger says afterwards who spent what.
 
@@ -11,9 +11,11 @@ request waits for):
 * ``memory://``: a table in this process (the RBAC's own; another process cannot read it).
 * Redis: one hash per UTC day, ``{<prefix>/ledger/<YYYY-MM-DD>}`` under the storage's key prefix. Two
   fields per (role, principal): ``m/<role>/<principal>`` (micro-dollars) and ``c/<role>/<principal>``
-  (calls), each id escaped so no id can reach into another's field. A write is one script call: both
-  ``HINCRBY`` and the key's expiry (``ttl_days`` after the day ends, 400 by default), atomically. The
-  whole day lives on one Redis Cluster slot (its hash tag), so a read is one ``HGETALL``.
+  (calls), each id escaped so no id can reach into another's field. A write is one script call per day
+  for all the rows the quota's ledger queue drained (:meth:`record_many`; up to ``ROWS_PER_CALL`` rows, so
+  no script holds Redis for long): every ``HINCRBY`` and the key's expiry (``ttl_days`` after the day
+  ends, 400 by default), atomically. The whole day lives on one Redis Cluster slot (its hash tag), so a
+  write is one round trip and a read is one ``HGETALL``.
 
 Amounts are integer micro-dollars in storage and :class:`~decimal.Decimal` dollars in reports; no float
 is ever summed. Principal ids are stored as the recorder gives them: an RBAC built with
@@ -31,43 +33,36 @@ import datetime as dt
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 from urllib.parse import quote, unquote
 
 from ..policy import dollars_of
+from ._ledger import LedgerRow
 from ._quota import StorageFailure
 from ._storage import build_storage, connections_of, options_for, scheme_of
 
-__all__ = ["DAY_TTL", "LedgerRow", "RoleTotal", "SpendLedger", "SpendReport"]
+__all__ = ["DAY_TTL", "ROWS_PER_CALL", "LedgerRow", "RoleTotal", "SpendLedger", "SpendReport"]
 
 DAY_TTL: Final = 400
 """Days a day's ledger is kept after it ends (on Redis by its expiry; on memory until a later day is recorded)."""
 
+ROWS_PER_CALL: Final = 5_000
+"""Rows one script call writes at most: Redis runs nothing else while a script runs (2 ``HINCRBY`` a row)."""
+
+# KEYS[1]: the day's hash. ARGV[1]: its expiry (unix seconds); then per row its field's tail
+# (<role>/<principal>, escaped), micro-dollars and calls.
 _SCRIPT: Final = """
-redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HINCRBY', KEYS[1], ARGV[3], ARGV[4])
-redis.call('EXPIREAT', KEYS[1], ARGV[5])
+for i = 2, #ARGV, 3 do
+  redis.call('HINCRBY', KEYS[1], 'm/' .. ARGV[i], ARGV[i + 1])
+  redis.call('HINCRBY', KEYS[1], 'c/' .. ARGV[i], ARGV[i + 2])
+end
+redis.call('EXPIREAT', KEYS[1], ARGV[1])
 return 1
 """
 _SHA: Final = hashlib.sha1(_SCRIPT.encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerRow:
-    """What one principal spent under one role on one day."""
-
-    principal: str
-    """The id as recorded: the app's id, its keyed pseudonym, or ``""`` when ids are not kept."""
-    role: str
-    micro_dollars: int
-    calls: int
-
-    @property
-    def dollars(self) -> Decimal:
-        return dollars_of(self.micro_dollars)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +148,9 @@ def _escape(value: str) -> str:
     return quote(value, safe="")
 
 
-def _field(kind: str, role: str, principal: str) -> str:
-    return f"{kind}/{_escape(role)}/{_escape(principal)}"
+def _tail(role: str, principal: str) -> str:
+    """A row's field name after its ``m/`` or ``c/``."""
+    return f"{_escape(role)}/{_escape(principal)}"
 
 
 def _text(value: Any) -> str:
@@ -229,29 +225,44 @@ class SpendLedger:
 
     def record(self, day: dt.date, principal: str, role: str, micro_dollars: int, calls: int) -> None:
         """Add one settled amount: ``micro_dollars`` and ``calls`` to ``principal`` under ``role`` on ``day``."""
-        for name, value in (("micro_dollars", micro_dollars), ("calls", calls)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-        stored = self._principal_id(principal) if self._principal_id is not None else principal
+        self.record_many(day, (LedgerRow(principal, role, micro_dollars, calls),))
+
+    def record_many(self, day: dt.date, rows: Sequence[LedgerRow]) -> None:
+        """Add each row's micro-dollars and calls to its principal under its role on ``day``.
+
+        On Redis one script call (so one round trip) per ``ROWS_PER_CALL`` rows. Every row is checked
+        before any is written: a bad one raises ``ValueError`` and nothing is recorded. A call that fails
+        raises :class:`StorageFailure`; the calls before it (past ``ROWS_PER_CALL`` rows) stay written."""
+        for row in rows:
+            for name, value in (("micro_dollars", row.micro_dollars), ("calls", row.calls)):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        mapped = self._principal_id
+        stored = [(row.role, mapped(row.principal) if mapped else row.principal, row) for row in rows]
+        if not stored:
+            return
         if self._storage is None:
             with self._lock:
                 if day not in self._days:  # a new day: forget those past their ttl, as Redis would
                     oldest = day - dt.timedelta(days=self.ttl_days)
                     for old in [held for held in self._days if held < oldest]:
                         del self._days[old]
-                counts = self._days.setdefault(day, {}).setdefault((role, stored), [0, 0])
-                counts[0] += micro_dollars
-                counts[1] += calls
+                held = self._days.setdefault(day, {})
+                for role, principal, row in stored:
+                    counts = held.setdefault((role, principal), [0, 0])
+                    counts[0] += row.micro_dollars
+                    counts[1] += row.calls
             return
         expires = dt.datetime.combine(day + dt.timedelta(days=1 + self.ttl_days), dt.time(), dt.timezone.utc)
-        args = (
-            _field("m", role, stored),
-            micro_dollars,
-            _field("c", role, stored),
-            calls,
-            int(expires.timestamp()),
-        )
         key = self._storage.prefixed_key(self.key(day))
+        for start in range(0, len(stored), ROWS_PER_CALL):
+            args: list[str | int] = [int(expires.timestamp())]
+            for role, principal, row in stored[start : start + ROWS_PER_CALL]:
+                args += (_tail(role, principal), row.micro_dollars, row.calls)
+            self._write(key, args)
+
+    def _write(self, key: str, args: list[str | int]) -> None:
+        """One script call, never retried once sent: only a ``NOSCRIPT`` (nothing ran) is sent again."""
         try:
             client = self._storage.get_connection()
             try:
