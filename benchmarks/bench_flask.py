@@ -113,7 +113,7 @@ def _check_guarded(app: Flask) -> Callable[[], None]:
         status, body, environ = _call(app, _environ(app))
         assert (status, body) == ("200 OK", b"ok")
         admission = environ[ADMISSION_KEY]  # the guard ran and admitted uma
-        assert (admission.principal, admission.guard.role) == (Principal("uma", "user"), "user")
+        assert (admission.principal, admission.guards[-1].role) == (Principal("uma", "user"), "user")
         status, _, _ = _call(app, _environ(app, signed_in=False))
         assert status == "401 UNAUTHORIZED"
 

@@ -27,8 +27,10 @@ from claude_rbac.testing import FakeClaude
 
 from .conftest import TOKENS, aclose_clients, bearer
 
-DELAY = 0.15
-"""Seconds each Redis reply is held: below the 0.25 s storage timeout, far above a ping."""
+DELAY = 0.6
+"""Seconds each Redis reply is held: below the storage timeout these tests set, far above a ping (so a loaded
+machine's slow ping cannot pass for a stalled loop)."""
+STORAGE_OPTIONS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
 
 pytestmark = pytest.mark.redis
 
@@ -152,7 +154,12 @@ async def ping_during(app: FastAPI, path: str) -> tuple[httpx.Response, float, b
 
 def test_slow_storage_does_not_stall_other_requests(slow_redis: str, fake_claude: FakeClaude, key_prefix: str) -> None:
     rbac = RBAC(
-        Policy.default(), storage=slow_redis, key_prefix=key_prefix, api_key="sk-test", base_url=fake_claude.url
+        Policy.default(),
+        storage=slow_redis,
+        storage_options=STORAGE_OPTIONS,
+        key_prefix=key_prefix,
+        api_key="sk-test",
+        base_url=fake_claude.url,
     )
     app = build(rbac)
 
