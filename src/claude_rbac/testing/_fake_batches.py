@@ -6,12 +6,23 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["BatchStore"]
+__all__ = ["BatchOutcome", "BatchStore", "batch_outcome"]
+
+BatchOutcome = Literal["errored", "expired", "canceled"]
+"""How a batch item ends when it does not succeed."""
 
 Answer = Callable[[Mapping[str, Any], "str | None"], dict[str, Any]]
-"""Answers one item: its ``params`` and its ``custom_id`` -> the ``message``."""
+"""Answers one item: its ``params`` and its ``custom_id`` -> its ``result`` (``{"type": "succeeded", ...}``)."""
+
+
+def batch_outcome(outcome: BatchOutcome) -> dict[str, Any]:
+    """The ``result`` of an item that did not succeed, as the API writes it."""
+    if outcome == "errored":
+        error = {"type": "invalid_request_error", "message": "Scripted batch item error."}
+        return {"type": "errored", "error": {"type": "error", "error": error}}
+    return {"type": outcome}
 
 
 @dataclass
@@ -39,13 +50,17 @@ class BatchStore:
             params = item.get("params")
             params = params if isinstance(params, Mapping) else {}
             custom_id = item.get("custom_id")
-            message = answer(params, custom_id if isinstance(custom_id, str) else None)
-            results.append({"custom_id": custom_id, "result": {"type": "succeeded", "message": message}})
+            results.append(
+                {"custom_id": custom_id, "result": answer(params, custom_id if isinstance(custom_id, str) else None)}
+            )
+        counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+        for line in results:
+            counts[str(line["result"]["type"])] += 1
         batch = {
             "id": batch_id,
             "type": "message_batch",
             "processing_status": "ended",
-            "request_counts": {"processing": 0, "succeeded": len(items), "errored": 0, "canceled": 0, "expired": 0},
+            "request_counts": counts,
             "ended_at": "2026-01-01T00:00:00Z",
             "created_at": "2026-01-01T00:00:00Z",
             "expires_at": "2026-01-02T00:00:00Z",
