@@ -45,17 +45,15 @@ class BatchStore:
     def create(self, body: Mapping[str, Any], base_url: str, answer: Answer) -> dict[str, Any]:
         batch_id = f"msgbatch_{uuid.uuid4().hex[:24]}"
         items = [item for item in body.get("requests") or [] if isinstance(item, Mapping)]
-        results = []
+        results: list[dict[str, Any]] = []
+        counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
         for item in items:
             params = item.get("params")
             params = params if isinstance(params, Mapping) else {}
             custom_id = item.get("custom_id")
-            results.append(
-                {"custom_id": custom_id, "result": answer(params, custom_id if isinstance(custom_id, str) else None)}
-            )
-        counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
-        for line in results:
-            counts[str(line["result"]["type"])] += 1
+            result = answer(params, custom_id if isinstance(custom_id, str) else None)
+            counts[str(result["type"])] += 1
+            results.append({"custom_id": custom_id, "result": result})
         batch = {
             "id": batch_id,
             "type": "message_batch",
