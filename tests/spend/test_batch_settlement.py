@@ -264,3 +264,27 @@ def test_a_storage_failure_never_fails_the_read(
     finally:
         creator.close()
         down.close()
+
+
+def test_results_read_the_next_day_settle_the_month_and_land_on_that_day(fake_claude: FakeClaude) -> None:
+    ledger = Ledger()
+    created = dt.datetime(2026, 11, 14, 23, 59, tzinfo=dt.timezone.utc).timestamp()
+    now = [created]
+    rbac = RBAC(
+        POLICY,
+        api_key=KEY,
+        base_url=fake_claude.url,
+        storage_options={"clock": lambda: now[0]},
+        spend_recorder=ledger,
+    )
+    try:
+        claude = rbac.client(UMA)
+        batch_id = claude.messages.batches.create(requests=script(fake_claude)).id
+        reserved = used(rbac, UMA)
+        assert reserved["day"] == reserved["month"] > EXACT
+        now[0] = created + 120  # 00:01 the next day: yesterday's window has ended and takes nothing back
+        assert len(read(claude, batch_id)) == 4
+        assert used(rbac, UMA) == {"day": 0, "month": EXACT}
+        assert ledger.rows == [(dt.date(2026, 11, 15), "uma", "user", int(EXACT * M), 1)]
+    finally:
+        rbac.close()
