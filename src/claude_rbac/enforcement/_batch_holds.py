@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
 
+from .. import _forksafe as forksafe
 from ..quota import MICRO_USD, Bucket, Held, Reservation
 from ._batches import OWNERSHIP_SECONDS
 
@@ -94,6 +95,7 @@ class BatchHolds:
         self._in_process = in_process
         self._lock = threading.Lock()
         self._memory: dict[str, tuple[float, str]] = {}
+        forksafe.register(self)  # a worker forked mid-write must not inherit the lock held
 
     def key(self, batch_id: str) -> str:
         return f"{self._prefix}/batch-hold/{quote(batch_id, safe='')}"
