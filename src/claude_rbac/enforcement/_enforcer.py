@@ -25,6 +25,7 @@ from ..errors import error_for
 from ..policy import Decision, Mode, PlanMemo, Policy, Principal, Role, TokenEstimator, UnavailablePolicy, redact
 from ..quota import Quota
 from ._audit import Auditor
+from ._batch_holds import BatchHolds
 from ._batches import BatchOwners
 from ._keys import ActiveKey, KeyRing, is_revoked
 from ._revocation import (
@@ -123,6 +124,7 @@ class Enforcer:
         self._org_ids_override = allowed_org_ids
         self._revoked = None if revoked is None else RevocationList(revoked, timeout=revoked_timeout, ttl=revoked_ttl)
         self.batch_owners = BatchOwners(quota.storage, key_prefix=quota.key_prefix, in_process=quota.is_memory)
+        self.batch_holds = BatchHolds(quota.storage, key_prefix=quota.key_prefix, in_process=quota.is_memory)
         self._key_options: dict[str, Any] = {"service": service, "api_key": api_key, "base_url": base_url}
         self._lock = threading.Lock()
         self._generation = self._build(policy, number=1, previous=None)

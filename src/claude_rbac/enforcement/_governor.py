@@ -40,6 +40,7 @@ from ..policy import (
 )
 from ._attempt import Attempt, Binding
 from ._audit import Auditor
+from ._batch_spend import akeep_hold, awatch_results, keep_hold, watch_results
 from ._enforcer import Enforcer, Generation
 from ._keys import ActiveKey
 from ._limits import Limiter
@@ -116,6 +117,9 @@ class Governor(Middleware):
                 self._enforcer.batch_owners.bind(*created)
             except Exception as exc:
                 self._unbound(exc)
+            keep_hold(self._enforcer, self._binding, call, created[0])
+        elif call.plan.operation == "messages.batches.results" and call.plan.batch_id is not None:
+            watch_results(self._enforcer, call.plan.batch_id, http)
         return response
 
     def _settle(self, call: Attempt, usage: Usage) -> None:
@@ -163,6 +167,9 @@ class Governor(Middleware):
                 await self._enforcer.batch_owners.abind(*created)
             except Exception as exc:
                 self._unbound(exc)
+            await akeep_hold(self._enforcer, self._binding, call, created[0])
+        elif call.plan.operation == "messages.batches.results" and call.plan.batch_id is not None:
+            await awatch_results(self._enforcer, call.plan.batch_id, http)
         return response
 
     async def _asettle(self, call: Attempt, usage: Usage) -> None:

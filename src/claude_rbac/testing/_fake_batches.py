@@ -6,12 +6,23 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["BatchStore"]
+__all__ = ["BatchOutcome", "BatchStore", "batch_outcome"]
+
+BatchOutcome = Literal["errored", "expired", "canceled"]
+"""How a batch item ends when it does not succeed."""
 
 Answer = Callable[[Mapping[str, Any], "str | None"], dict[str, Any]]
-"""Answers one item: its ``params`` and its ``custom_id`` -> the ``message``."""
+"""Answers one item: its ``params`` and its ``custom_id`` -> its ``result`` (``{"type": "succeeded", ...}``)."""
+
+
+def batch_outcome(outcome: BatchOutcome) -> dict[str, Any]:
+    """The ``result`` of an item that did not succeed, as the API writes it."""
+    if outcome == "errored":
+        error = {"type": "invalid_request_error", "message": "Scripted batch item error."}
+        return {"type": "errored", "error": {"type": "error", "error": error}}
+    return {"type": outcome}
 
 
 @dataclass
@@ -34,18 +45,20 @@ class BatchStore:
     def create(self, body: Mapping[str, Any], base_url: str, answer: Answer) -> dict[str, Any]:
         batch_id = f"msgbatch_{uuid.uuid4().hex[:24]}"
         items = [item for item in body.get("requests") or [] if isinstance(item, Mapping)]
-        results = []
+        results: list[dict[str, Any]] = []
+        counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
         for item in items:
             params = item.get("params")
             params = params if isinstance(params, Mapping) else {}
             custom_id = item.get("custom_id")
-            message = answer(params, custom_id if isinstance(custom_id, str) else None)
-            results.append({"custom_id": custom_id, "result": {"type": "succeeded", "message": message}})
+            result = answer(params, custom_id if isinstance(custom_id, str) else None)
+            counts[str(result["type"])] += 1
+            results.append({"custom_id": custom_id, "result": result})
         batch = {
             "id": batch_id,
             "type": "message_batch",
             "processing_status": "ended",
-            "request_counts": {"processing": 0, "succeeded": len(items), "errored": 0, "canceled": 0, "expired": 0},
+            "request_counts": counts,
             "ended_at": "2026-01-01T00:00:00Z",
             "created_at": "2026-01-01T00:00:00Z",
             "expires_at": "2026-01-02T00:00:00Z",

@@ -18,7 +18,9 @@ first of these that applies; 2 to 4 replace the computed usage key by key, and a
 ``None`` is left out:
 
 1. ``script_error`` / ``script_tenant_restriction``: an error answer, which consumes no usage;
-2. for a batch item, the next usage scripted with ``script_usage(..., custom_id=<its custom_id>)``;
+2. for a batch item, ``script_batch_outcome(custom_id, "errored")`` (or ``expired``, ``canceled``): its
+   result carries no message and no usage; else the next usage scripted with
+   ``script_usage(..., custom_id=<its custom_id>)``;
 3. the next usage of the ``script_usage(...)`` queue (first in, first out);
 4. the ``usage=`` given to the constructor: a mapping, or a callable that gets the request JSON
    (a batch item's ``params``) and returns a mapping, or ``None`` to pass;
@@ -40,7 +42,7 @@ from typing import Any, TypeAlias
 
 from ..tenant import tenant_violation
 from ._fake_answers import message_body, stream_events
-from ._fake_batches import BatchStore
+from ._fake_batches import BatchOutcome, BatchStore, batch_outcome
 from ._fake_server import RecordedRequest, ScriptedError, error_body, make_server
 from ._fake_usage import CacheUse, PromptCache, apply_override, computed_usage, prompt_tokens, service_tier
 
@@ -84,6 +86,7 @@ class FakeClaude:
         self._script: deque[ScriptedError] = deque()
         self._usages: deque[Mapping[str, Any]] = deque()
         self._item_usages: dict[str, deque[Mapping[str, Any]]] = {}
+        self._item_outcomes: dict[str, BatchOutcome] = {}
         self._batches = BatchStore()
         self._server = make_server(self, host, port)
         self._thread: threading.Thread | None = None
@@ -152,6 +155,14 @@ class FakeClaude:
             queue = self._usages if custom_id is None else self._item_usages.setdefault(custom_id, deque())
             queue.extend(dict(usage) for _ in range(times))
 
+    def script_batch_outcome(self, custom_id: str, outcome: BatchOutcome = "errored") -> None:
+        """The next batch item with this ``custom_id`` ends ``errored`` (an ``invalid_request_error``),
+        ``expired`` or ``canceled`` instead of succeeding: no message, no usage (Anthropic bills none)."""
+        if outcome not in ("errored", "expired", "canceled"):
+            raise ValueError(f"a batch item ends errored, expired or canceled, not {outcome!r}")
+        with self._lock:
+            self._item_outcomes[custom_id] = outcome
+
     def reset(self) -> None:
         """Forget the request log, every script, the batches and the prompt cache."""
         with self._lock:
@@ -159,6 +170,7 @@ class FakeClaude:
             self._script.clear()
             self._usages.clear()
             self._item_usages.clear()
+            self._item_outcomes.clear()
             self.aborted_streams = 0
         self._batches.clear()
         self.prompt_cache.clear()
@@ -211,7 +223,12 @@ class FakeClaude:
         """Create a batch: every item is answered now, with ``service_tier: "batch"`` in its usage."""
 
         def answer(params: Mapping[str, Any], custom_id: str | None) -> dict[str, Any]:
-            return message_body(params, self.usage_for(params, batch=True, custom_id=custom_id))
+            with self._lock:
+                outcome = self._item_outcomes.pop(custom_id, None) if custom_id is not None else None
+            if outcome is not None:
+                return batch_outcome(outcome)
+            message = message_body(params, self.usage_for(params, batch=True, custom_id=custom_id))
+            return {"type": "succeeded", "message": message}
 
         return self._batches.create(body, self.url, answer)
 
