@@ -29,7 +29,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import anthropic
 from limits import RateLimitItemPerMinute
@@ -52,15 +52,9 @@ BURST = 4_000
 WINDOW = 60.0
 
 
-class LimitsMemory(MemoryStorage):
-    """limits' own MemoryStorage under a scheme of this benchmark's, so ``RBAC(storage=...)`` builds it from a URI
-    as ``memory://`` did before claude_rbac had a memory storage of its own (``memory://`` itself is untouched)."""
-
-    STORAGE_SCHEME: ClassVar[list[str]] = ["bench-limits-memory"]
-
-
 LIMITS, OURS = "limits' MemoryStorage", "claude_rbac LazyMemoryStorage"
-STORAGES = {LIMITS: "bench-limits-memory://", OURS: "memory://"}
+STORAGES = {LIMITS: "limits-memory", OURS: "memory://"}
+"""How each storage is named to the memory child (limits' is driven through its own limiter, not a URI)."""
 
 
 @dataclass
@@ -200,7 +194,7 @@ def speed(rounds: int = 3, seconds: float = 2.0) -> str:
             table(measure([_loop_alone(), *hits], rounds, seconds, HIT_RATE)),
         ]
     for users in (1_000, 100_000):
-        calls = [_plain_call(), *(_call_case(name, uri, users) for name, uri in STORAGES.items())]
+        calls = [_plain_call(), _call_case(OURS, STORAGES[OURS], users)]
         out += [
             f"### One governed call (RPM; in-process answer), {CALL_RATE:,} a second, {users:,} active users",
             table(measure(calls, rounds, seconds, CALL_RATE)),
@@ -223,35 +217,52 @@ def _keys(storage: Any) -> int:
     return len(storage.events) + len(storage.storage)  # limits' MemoryStorage: its two tables
 
 
+def _admitter(uri: str) -> tuple[Any, Callable[[str], None]]:
+    """(the storage, admit one user): through the quota for ours; limits' own moving-window limiter for limits'
+    MemoryStorage (the quota runs only on its own memory storage or Redis now), the same storage work a call did."""
+    if uri == STORAGES[LIMITS]:
+        storage = MemoryStorage()
+        limiter, item = MovingWindowRateLimiter(storage), RateLimitItemPerMinute(1_000_000)
+
+        def hit(who: str) -> None:
+            limiter.hit(item, "claude_rbac/rpm/user", who)
+
+        return storage, hit
+    quota = RBAC(POLICY, storage=uri, api_key=KEY).quota
+
+    def acquire(who: str) -> None:
+        quota.acquire(quota.buckets(role="user", principal_id=who, rpm=1_000_000))
+
+    return quota.storage, acquire
+
+
 def child(uri: str, idle: float, trace: bool) -> dict[str, float]:
     """In a fresh process: 200,000 users admitted once, idle past the window while one user calls, then traffic again.
 
     With ``trace``, tracemalloc counts the bytes Python holds (its own bookkeeping inflates RSS, so RSS is read
     in a run without it).
     """
-    rbac = RBAC(POLICY, storage=uri, api_key=KEY)
-    quota = rbac.quota
+    storage, admit = _admitter(uri)
     gc.collect()
     if trace:
         tracemalloc.start()
     rss0 = _rss_mb()
 
     def held() -> float:
-        _quiet(quota.storage)
+        _quiet(storage)
         gc.collect()
         return tracemalloc.get_traced_memory()[0] / 2**20 if trace else _rss_mb() - rss0
 
     for n in range(IDLE_USERS):
-        quota.acquire(quota.buckets(role="user", principal_id=f"user-{n}", rpm=1_000_000))
-    busy, keys_busy = held(), _keys(quota.storage)
-    buckets = quota.buckets(role="user", principal_id="still-active", rpm=1_000_000)
+        admit(f"user-{n}")
+    busy, keys_busy = held(), _keys(storage)
     deadline = time.monotonic() + idle
     while time.monotonic() < deadline:  # the others idle past their window; one user calls 10 times a second
-        quota.acquire(buckets)
+        admit("still-active")
         time.sleep(0.1)
     for _ in range(BURST):  # then traffic comes back (one user stands for it)
-        quota.acquire(buckets)
-    return {"busy_mb": busy, "keys_busy": keys_busy, "idle_mb": held(), "keys_idle": _keys(quota.storage)}
+        admit("still-active")
+    return {"busy_mb": busy, "keys_busy": keys_busy, "idle_mb": held(), "keys_idle": _keys(storage)}
 
 
 def memory(idle: float = WINDOW + 2) -> str:
