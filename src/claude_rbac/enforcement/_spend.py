@@ -17,8 +17,8 @@ from opentelemetry import trace
 
 from .. import audit
 from ..policy import cache_ttl, dollars_of
-from ..policy._costs import Ttl
-from ..policy.prices import Cost, MissingPrice, PriceTable, cost
+from ..policy._costs import Ttl, cost_total
+from ..policy.prices import Cost, MissingPrice, PriceTable
 from ..quota import MICRO_USD
 from ._attempt import Attempt, Binding
 from ._audit import Auditor
@@ -31,7 +31,10 @@ log = logging.getLogger("claude_rbac")
 
 
 def exact_cost(prices: PriceTable, usage: Usage, requested: str | None, unsplit_ttl: str | None) -> Cost | None:
-    """What the call cost, or ``None`` when it cannot be priced exactly (it then keeps its reservation)."""
+    """What the call cost, or ``None`` when it cannot be priced exactly (it then keeps its reservation).
+
+    Priced on the integer path: the ``Cost`` has the exact dollars and micro-dollars of
+    :func:`~claude_rbac.policy.prices.cost`; its parts are the models' (one model: none)."""
     if not usage.complete or usage.malformed or usage.billable is None:
         return None
     ttl: Ttl = "1h" if unsplit_ttl == "1h" else "5m"
@@ -42,13 +45,13 @@ def exact_cost(prices: PriceTable, usage: Usage, requested: str | None, unsplit_
             price = prices.price_for(model) if model else None
             if price is None:
                 raise MissingPrice(f"{model} has no price")
-            costs.append(cost(billable, price, tools=prices.tools, unsplit_cache_ttl=ttl))
+            costs.append((model, cost_total(billable, price, tools=prices.tools, unsplit_cache_ttl=ttl)))
     except (MissingPrice, ValueError) as exc:
         log.warning("claude_rbac: a call's usage could not be priced (%s); it keeps its dollar reservation", exc)
         return None
     if len(costs) == 1:
-        return costs[0]
-    return Cost.of([part for each in costs for part in each.parts])
+        return costs[0][1]
+    return Cost.of([(model, each.dollars) for model, each in costs])  # the exact sum, rounded up once
 
 
 def note_reservation(call: Attempt, request: APIRequest) -> None:

@@ -17,6 +17,15 @@ Multipliers (batch, Priority Tier, fast mode, ``inference_geo``) apply to every 
 parts included; server tools are priced per use and take none of them (the pricing page applies the
 batch discount and the data-residency multiplier to tokens). A price the table lacks raises
 :class:`~claude_rbac.prices.MissingPrice`: a call is priced exactly or not at all.
+
+Two paths, one answer. :func:`cost` and :func:`worst_case` price in ``Decimal`` and keep every part (for
+reports and ``explain``). The per-call paths, :func:`cost_total` (settling from usage) and
+:func:`worst_case_micro` (reserving at admission), price in integers: for each (price, rates, tools, batch,
+Priority Tier, fast mode, geo) every rate x multiplier is turned once into an exact integer number of
+``10**-scale`` dollars per token (pico-dollars, ``scale=12``, unless a rate has more decimals: then the
+scale grows to fit it, so the integer is always exact), and a call is an integer sum of tokens x rate,
+rounded up to micro-dollars once by ceiling division. Where the integers would be absurdly large (a rate
+with dozens of decimals) the ``Decimal`` path answers instead, so both always agree, error for error.
 """
 
 from __future__ import annotations
@@ -24,12 +33,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from decimal import ROUND_CEILING, Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow, localcontext
-from typing import Literal, cast, get_args
+from typing import Final, Literal, TypedDict, cast, get_args
 
 from ._price_schema import shipped_prices
 from ._prices import MissingPrice, ModelPrice, Rates, ToolPrice
 
-__all__ = ["BillableUsage", "CacheCreation", "Cost", "ServerToolUse", "cost", "worst_case"]
+__all__ = [
+    "BillableUsage",
+    "CacheCreation",
+    "Cost",
+    "ServerToolUse",
+    "cost",
+    "cost_total",
+    "worst_case",
+    "worst_case_micro",
+]
 
 Ttl = Literal["5m", "1h"]
 ServiceTier = Literal["standard", "priority", "batch"]
@@ -169,6 +187,11 @@ class Cost:
             micro = int((total * MILLION).to_integral_value(rounding=ROUND_CEILING))
         return cls(total, micro, tuple(parts))
 
+    @classmethod
+    def of_units(cls, units: int, scale: int) -> Cost:
+        """``units * 10**-scale`` dollars, exactly (the integer path's answer), with no parts."""
+        return cls(Decimal(f"{units}E-{scale}"), _micro(units, scale))
+
 
 def _rate(price: ModelPrice, rates: Rates, kind: str) -> Decimal:
     rate: Decimal | None = getattr(rates, kind)
@@ -238,30 +261,49 @@ def cost(
     and ``ValueError`` for a usage that cannot happen (a batch call in fast mode, a TTL split larger
     than its total).
     """
-    split = usage.cache_creation or CacheCreation()
-    written = split.ephemeral_5m_input_tokens + split.ephemeral_1h_input_tokens
+    tokens, tool_uses, facts = _usage_terms(usage, unsplit_cache_ttl)
+    return _priced(price, tokens, tool_uses, tools, **facts)
+
+
+def cost_total(
+    usage: BillableUsage,
+    price: ModelPrice,
+    *,
+    tools: Mapping[str, ToolPrice] | None = None,
+    unsplit_cache_ttl: Ttl = "5m",
+) -> Cost:
+    """:func:`cost`'s ``dollars`` and ``micro_dollars``, priced in integers, without the parts (the settling path)."""
+    tokens, tool_uses, facts = _usage_terms(usage, unsplit_cache_ttl)
+    units = _units(price, tokens, tool_uses, tools, **facts)
+    if units is None:
+        return replace(_priced(price, tokens, tool_uses, tools, **facts), parts=())
+    return Cost.of_units(*units)
+
+
+def _usage_terms(usage: BillableUsage, unsplit_cache_ttl: Ttl) -> tuple[dict[str, int], dict[str, int], _Facts]:
+    split = usage.cache_creation
+    five, hour = (0, 0) if split is None else (split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens)
+    written = five + hour
     total = written if usage.cache_creation_input_tokens is None else usage.cache_creation_input_tokens
     if written > total:
         raise ValueError(f"usage.cache_creation splits {written} tokens, more than cache_creation_input_tokens={total}")
     unsplit = total - written
     tokens = {
         "input": usage.input_tokens,
-        "cache_write_5m": split.ephemeral_5m_input_tokens + (unsplit if unsplit_cache_ttl == "5m" else 0),
-        "cache_write_1h": split.ephemeral_1h_input_tokens + (unsplit if unsplit_cache_ttl == "1h" else 0),
+        "cache_write_5m": five + (unsplit if unsplit_cache_ttl == "5m" else 0),
+        "cache_write_1h": hour + (unsplit if unsplit_cache_ttl == "1h" else 0),
         "cache_read": usage.cache_read_input_tokens or 0,
         "output": usage.output_tokens,
     }
     tool_uses = usage.server_tool_use.uses() if usage.server_tool_use is not None else {}
-    return _priced(
-        price,
-        tokens,
-        tool_uses,
-        tools,
-        batch=usage.batch or usage.service_tier == "batch",
-        priority=usage.service_tier == "priority",
-        fast=usage.speed == "fast",
-        geo=usage.inference_geo,
-    )
+    tier = usage.service_tier
+    facts: _Facts = {
+        "batch": usage.batch or tier == "batch",
+        "priority": tier == "priority",
+        "fast": usage.speed == "fast",
+        "geo": usage.inference_geo,
+    }
+    return tokens, tool_uses, facts
 
 
 def worst_case(
@@ -287,22 +329,197 @@ def worst_case(
     workspace default applies) is reserved at the dearest geo the model has. Server tools that feed
     results back into the prompt can add input tokens no estimate saw: settle with :func:`cost`.
     """
+    uses, facts = _worst_case_facts(
+        price, input_tokens, max_tokens, tool_uses, batch, speed, inference_geo, service_tier
+    )
+    kinds = ["input"] if cache_ttl is None else ["input", f"cache_write_{cache_ttl}"]
+    candidates = [_priced(price, {kind: input_tokens, "output": max_tokens}, uses, tools, **facts) for kind in kinds]
+    return max(candidates, key=lambda candidate: candidate.dollars)
+
+
+def worst_case_micro(
+    price: ModelPrice,
+    *,
+    input_tokens: int,
+    max_tokens: int,
+    cache_ttl: Ttl | None = None,
+    tool_uses: Mapping[str, int] | None = None,
+    batch: bool = False,
+    speed: Speed = "standard",
+    inference_geo: str | None = None,
+    service_tier: ServiceTier = "standard",
+    tools: Mapping[str, ToolPrice] | None = None,
+) -> int:
+    """:func:`worst_case`'s ``micro_dollars``, priced in integers (the reserving path)."""
+    uses, facts = _worst_case_facts(
+        price, input_tokens, max_tokens, tool_uses, batch, speed, inference_geo, service_tier
+    )
+    kinds = ("input",) if cache_ttl is None else ("input", f"cache_write_{cache_ttl}")
+    most: tuple[int, int] | None = None
+    for kind in kinds:
+        units = _units(price, {kind: input_tokens, "output": max_tokens}, uses, tools, **facts)
+        if units is None:
+            return worst_case(
+                price,
+                input_tokens=input_tokens,
+                max_tokens=max_tokens,
+                cache_ttl=cache_ttl,
+                tool_uses=tool_uses,
+                batch=batch,
+                speed=speed,
+                inference_geo=inference_geo,
+                service_tier=service_tier,
+                tools=tools,
+            ).micro_dollars
+        most = units if most is None or units[0] > most[0] else most  # one price, so one scale
+    assert most is not None
+    return _micro(*most)
+
+
+def _worst_case_facts(
+    price: ModelPrice,
+    input_tokens: int,
+    max_tokens: int,
+    tool_uses: Mapping[str, int] | None,
+    batch: bool,
+    speed: Speed,
+    inference_geo: str | None,
+    service_tier: ServiceTier,
+) -> tuple[dict[str, int], _Facts]:
     _count("worst_case", "input_tokens", input_tokens)
     _count("worst_case", "max_tokens", max_tokens)
-    uses = {name: _count("worst_case.tool_uses", name, n) for name, n in (tool_uses or {}).items()}
-    geo = price.dearest_geo() if inference_geo is None else inference_geo
-    kinds = ["input"] if cache_ttl is None else ["input", f"cache_write_{cache_ttl}"]
-    candidates = [
-        _priced(
-            price,
-            {kind: input_tokens, "output": max_tokens},
-            uses,
-            tools,
-            batch=batch or service_tier == "batch",
-            priority=service_tier == "priority",
-            fast=speed == "fast",
-            geo=geo,
-        )
-        for kind in kinds
-    ]
-    return max(candidates, key=lambda candidate: candidate.dollars)
+    uses = {name: _count("worst_case.tool_uses", name, n) for name, n in tool_uses.items()} if tool_uses else {}
+    facts: _Facts = {
+        "batch": batch or service_tier == "batch",
+        "priority": service_tier == "priority",
+        "fast": speed == "fast",
+        "geo": price.dearest_geo() if inference_geo is None else inference_geo,
+    }
+    return uses, facts
+
+
+# The integer path.
+
+PICO: Final = 12
+"""The unit of the integer path: 10**-12 dollars (a millionth of a micro-dollar), unless a rate needs finer."""
+_MAX_SCALE: Final = 30
+"""Units finer than 10**-30 dollars, or sums of 10**45 units and more, are left to the Decimal path (which
+may refuse them as inexact at its 60 digits): there the two paths agree by being one."""
+_MAX_UNITS: Final = 10**45
+_RATE_KINDS: Final = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+_MEMO_SIZE: Final = 4096
+
+
+class _Facts(TypedDict):
+    batch: bool
+    priority: bool
+    fast: bool
+    geo: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Exact:
+    """Every rate of one (price, rates, tools, multipliers) as an exact integer of ``10**-scale`` dollars."""
+
+    scale: int
+    per_token: Mapping[str, int | None]
+    per_use: Mapping[str, int]
+
+
+_Key = tuple[int, int, int, bool, bool, bool, "str | None"]
+_memo: dict[_Key, tuple[ModelPrice, Rates, Mapping[str, ToolPrice], _Exact | None]] = {}
+"""Keyed by the identities of the price, its rates and the tools: each entry holds all three, so no id it is
+keyed by can be reused by another object while it lives; a hit checks them anyway."""
+
+
+def _exact(
+    price: ModelPrice,
+    rates: Rates,
+    tools: Mapping[str, ToolPrice],
+    *,
+    batch: bool,
+    priority: bool,
+    fast: bool,
+    geo: str | None,
+) -> _Exact | None:
+    key = (id(price), id(rates), id(tools), batch, priority, fast, geo)
+    found = _memo.get(key)
+    if found is not None and found[0] is price and found[1] is rates and found[2] is tools:
+        return found[3]
+    multiplier = _multiplier(price, batch=batch, priority=priority, fast=fast, geo=geo)  # raises as _priced does
+    compiled = _compile(rates, tools, multiplier)
+    if len(_memo) >= _MEMO_SIZE:
+        _memo.clear()
+    _memo[key] = (price, rates, tools, compiled)
+    return compiled
+
+
+def _compile(rates: Rates, tools: Mapping[str, ToolPrice], multiplier: Decimal) -> _Exact | None:
+    try:
+        with localcontext(_EXACT):
+            per_token = {kind: _per_token(getattr(rates, kind), multiplier) for kind in _RATE_KINDS}
+            per_use = {name: tool.per_use for name, tool in tools.items()}
+            exponents = [amount.as_tuple().exponent for amount in (*per_token.values(), *per_use.values()) if amount]
+            scale = max([PICO, *(-cast(int, exponent) for exponent in exponents)])
+            if scale > _MAX_SCALE:
+                return None
+            return _Exact(
+                scale,
+                {kind: None if rate is None else _integral(rate, scale) for kind, rate in per_token.items()},
+                {name: _integral(each, scale) for name, each in per_use.items()},
+            )
+    except (Inexact, Overflow, InvalidOperation):
+        return None
+
+
+def _per_token(rate: Decimal | None, multiplier: Decimal) -> Decimal | None:
+    """Dollars per token (``rate`` is per million), exactly; raises ``Inexact`` rather than round."""
+    return None if rate is None else (rate * multiplier).scaleb(-6)
+
+
+def _integral(dollars: Decimal, scale: int) -> int:
+    scaled = dollars.scaleb(scale)
+    if scaled != scaled.to_integral_value():  # pragma: no cover - the scale is chosen so it always is
+        raise Inexact
+    return int(scaled)
+
+
+def _units(
+    price: ModelPrice,
+    tokens: Mapping[str, int],
+    tool_uses: Mapping[str, int],
+    tools: Mapping[str, ToolPrice] | None,
+    *,
+    batch: bool,
+    priority: bool,
+    fast: bool,
+    geo: str | None,
+) -> tuple[int, int] | None:
+    """The exact cost as ``(units, scale)``: ``units * 10**-scale`` dollars; ``None``: ask the Decimal path."""
+    prompt = sum(count for kind, count in tokens.items() if kind != "output")
+    rates = price.rates_for(prompt)
+    table = shipped_prices().tools if tools is None else tools
+    exact = _exact(price, rates, table, batch=batch, priority=priority, fast=fast, geo=geo)
+    if exact is None:
+        return None
+    units = 0
+    per_token = exact.per_token
+    for kind, count in tokens.items():
+        if count:
+            rate = per_token[kind]
+            if rate is None:
+                raise MissingPrice(f"{price.pattern} has no published {kind} price")
+            units += count * rate
+    for name, uses in tool_uses.items():
+        if uses:
+            each = exact.per_use.get(name)
+            if each is None:
+                raise MissingPrice(f"the server tool {name!r} has no published price per use")
+            units += uses * each
+    return (units, exact.scale) if units < _MAX_UNITS else None
+
+
+def _micro(units: int, scale: int) -> int:
+    """Whole micro-dollars, rounded up once."""
+    per_micro: int = 10 ** (scale - 6)
+    return -(-units // per_micro)

@@ -1,7 +1,7 @@
 """The dollars a call reserves before it is sent: the worst case of what it can cost (see ``docs/spend.md``).
 
 For each model a request can run (its own and each ``fallbacks`` entry: one of them runs) the worst case of
-:func:`~._costs.worst_case` at that model's price: the prompt estimate as if every token were written to the
+:func:`~._costs.worst_case` at that model's price (its integer twin, :func:`~._costs.worst_case_micro`): the prompt estimate as if every token were written to the
 cache at the dearest TTL the request's ``cache_control`` breakpoints name (or as plain input when that is
 dearer), its ``max_tokens`` at the output rate, each server tool at its ``max_uses``; the dearest of those,
 plus each advisor tool's worst case on top (an advisor call runs besides). The request's ``speed`` and
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from ._costs import Speed, Ttl, worst_case
+from ._costs import Speed, Ttl, worst_case_micro
 from ._prices import MissingPrice, PriceTable
 
 __all__ = ["DEFAULT_TOOL_USES", "cache_ttl", "reserve", "tool_uses"]
@@ -80,7 +80,7 @@ def reserve(
         price = prices.price_for(model)
         if price is None:
             raise MissingPrice(f"{model} has no price in the price table")
-        return worst_case(
+        return worst_case_micro(
             price,
             input_tokens=input_tokens,
             max_tokens=max_tokens,
@@ -90,7 +90,7 @@ def reserve(
             speed=speed,
             inference_geo=geo,
             tools=prices.tools,
-        ).micro_dollars
+        )
 
     return max(most(model, tokens, True) for model, tokens in runs) + sum(
         most(model, tokens, False) for model, tokens in besides
