@@ -97,7 +97,7 @@ class ServerToolUse:
 
     def uses(self) -> dict[str, int]:
         """Uses by tool name (``web_search``), the names the price table's ``server_tools`` use."""
-        return {spec.name.removesuffix("_requests"): getattr(self, spec.name) for spec in fields(self)}
+        return {"web_search": self.web_search_requests, "web_fetch": self.web_fetch_requests}
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,26 +354,27 @@ def worst_case_micro(
     uses, facts = _worst_case_facts(
         price, input_tokens, max_tokens, tool_uses, batch, speed, inference_geo, service_tier
     )
-    kinds = ("input",) if cache_ttl is None else ("input", f"cache_write_{cache_ttl}")
-    most: tuple[int, int] | None = None
-    for kind in kinds:
-        units = _units(price, {kind: input_tokens, "output": max_tokens}, uses, tools, **facts)
-        if units is None:
-            return worst_case(
-                price,
-                input_tokens=input_tokens,
-                max_tokens=max_tokens,
-                cache_ttl=cache_ttl,
-                tool_uses=tool_uses,
-                batch=batch,
-                speed=speed,
-                inference_geo=inference_geo,
-                service_tier=service_tier,
-                tools=tools,
-            ).micro_dollars
-        most = units if most is None or units[0] > most[0] else most  # one price, so one scale
-    assert most is not None
-    return _micro(*most)
+    exact = _exact(price, price.rates_for(input_tokens), shipped_prices().tools if tools is None else tools, **facts)
+    if exact is not None:
+        # The Decimal path's order: the input candidate's parts (input, output, tools), then the cache write's.
+        prompt = _per_token_units(price, exact, "input") * input_tokens if input_tokens else 0
+        rest = (_per_token_units(price, exact, "output") * max_tokens if max_tokens else 0) + _tool_units(exact, uses)
+        if cache_ttl is not None and input_tokens:
+            prompt = max(prompt, _per_token_units(price, exact, f"cache_write_{cache_ttl}") * input_tokens)
+        if prompt + rest < _MAX_UNITS:
+            return _micro(prompt + rest, exact.scale)
+    return worst_case(
+        price,
+        input_tokens=input_tokens,
+        max_tokens=max_tokens,
+        cache_ttl=cache_ttl,
+        tool_uses=tool_uses,
+        batch=batch,
+        speed=speed,
+        inference_geo=inference_geo,
+        service_tier=service_tier,
+        tools=tools,
+    ).micro_dollars
 
 
 def _worst_case_facts(
@@ -495,28 +496,44 @@ def _units(
     fast: bool,
     geo: str | None,
 ) -> tuple[int, int] | None:
-    """The exact cost as ``(units, scale)``: ``units * 10**-scale`` dollars; ``None``: ask the Decimal path."""
-    prompt = sum(count for kind, count in tokens.items() if kind != "output")
-    rates = price.rates_for(prompt)
-    table = shipped_prices().tools if tools is None else tools
-    exact = _exact(price, rates, table, batch=batch, priority=priority, fast=fast, geo=geo)
+    """The exact cost of a usage's tokens (all five kinds) as ``(units, scale)``: ``units * 10**-scale``
+    dollars; ``None``: ask the Decimal path."""
+    prompt = tokens["input"] + tokens["cache_write_5m"] + tokens["cache_write_1h"] + tokens["cache_read"]
+    exact = _exact(
+        price,
+        price.rates_for(prompt),
+        shipped_prices().tools if tools is None else tools,
+        batch=batch,
+        priority=priority,
+        fast=fast,
+        geo=geo,
+    )
     if exact is None:
         return None
     units = 0
-    per_token = exact.per_token
     for kind, count in tokens.items():
         if count:
-            rate = per_token[kind]
-            if rate is None:
-                raise MissingPrice(f"{price.pattern} has no published {kind} price")
-            units += count * rate
+            units += count * _per_token_units(price, exact, kind)
+    units += _tool_units(exact, tool_uses)
+    return (units, exact.scale) if units < _MAX_UNITS else None
+
+
+def _per_token_units(price: ModelPrice, exact: _Exact, kind: str) -> int:
+    rate = exact.per_token[kind]
+    if rate is None:
+        raise MissingPrice(f"{price.pattern} has no published {kind} price")
+    return rate
+
+
+def _tool_units(exact: _Exact, tool_uses: Mapping[str, int]) -> int:
+    units = 0
     for name, uses in tool_uses.items():
         if uses:
             each = exact.per_use.get(name)
             if each is None:
                 raise MissingPrice(f"the server tool {name!r} has no published price per use")
             units += uses * each
-    return (units, exact.scale) if units < _MAX_UNITS else None
+    return units
 
 
 def _micro(units: int, scale: int) -> int:
