@@ -30,7 +30,7 @@ with dozens of decimals) the ``Decimal`` path answers instead, so both always ag
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from decimal import ROUND_CEILING, Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow, localcontext
 from typing import Final, Literal, TypedDict, cast, get_args
@@ -53,11 +53,15 @@ Ttl = Literal["5m", "1h"]
 ServiceTier = Literal["standard", "priority", "batch"]
 Speed = Literal["standard", "fast"]
 
+_TIERS: Final = (None, *get_args(ServiceTier))
+_SPEEDS: Final = (None, *get_args(Speed))
 MILLION = Decimal(1_000_000)
 _EXACT = Context(prec=60, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
 
 
 def _count(owner: str, name: str, value: object) -> int:
+    if type(value) is int and value >= 0:  # the common case, checked first (bool is not exactly int)
+        return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{owner}.{name} must be a token or request count (an int >= 0), got {value!r}")
     return value
@@ -65,6 +69,13 @@ def _count(owner: str, name: str, value: object) -> int:
 
 def _get(data: object, name: str) -> object:
     return data.get(name) if isinstance(data, Mapping) else getattr(data, name, None)
+
+
+def _getter(data: object) -> Callable[[str], object]:
+    """``_get`` bound to ``data``: whether it is a mapping is asked once, not per field."""
+    if isinstance(data, Mapping):
+        return cast("Callable[[str], object]", data.get)
+    return lambda name: getattr(data, name, None)
 
 
 def _optional_count(data: object, name: str) -> int | None:
@@ -125,26 +136,32 @@ class BillableUsage:
             value = getattr(self, name)
             if value is not None:
                 _count("usage", name, value)
-        if self.service_tier not in (None, *get_args(ServiceTier)):
+        if self.service_tier not in _TIERS:
             raise ValueError(f"usage.service_tier must be one of {get_args(ServiceTier)}, got {self.service_tier!r}")
-        if self.speed not in (None, *get_args(Speed)):
+        if self.speed not in _SPEEDS:
             raise ValueError(f"usage.speed must be one of {get_args(Speed)}, got {self.speed!r}")
 
     @classmethod
     def from_api(cls, usage: object, *, batch: bool = False) -> BillableUsage:
         """From an SDK ``Usage`` / ``BetaUsage`` / ``MessageDeltaUsage`` or its JSON dict."""
-        split, tools, geo = (_get(usage, name) for name in ("cache_creation", "server_tool_use", "inference_geo"))
+        get = _getter(usage)
+        split, tools, geo = get("cache_creation"), get("server_tool_use"), get("inference_geo")
         if geo is not None and not isinstance(geo, str):
             raise ValueError(f"usage.inference_geo must be a string, got {geo!r}")
+
+        def count(name: str) -> int | None:
+            value = get(name)
+            return None if value is None else _count("usage", name, value)
+
         return cls(
-            input_tokens=_optional_count(usage, "input_tokens") or 0,
-            output_tokens=_optional_count(usage, "output_tokens") or 0,
-            cache_creation_input_tokens=_optional_count(usage, "cache_creation_input_tokens"),
+            input_tokens=count("input_tokens") or 0,
+            output_tokens=count("output_tokens") or 0,
+            cache_creation_input_tokens=count("cache_creation_input_tokens"),
             cache_creation=None if split is None else CacheCreation(**_counts(split, CacheCreation)),
-            cache_read_input_tokens=_optional_count(usage, "cache_read_input_tokens"),
+            cache_read_input_tokens=count("cache_read_input_tokens"),
             server_tool_use=None if tools is None else ServerToolUse(**_counts(tools, ServerToolUse)),
-            service_tier=cast("ServiceTier | None", _get(usage, "service_tier")),  # checked in __post_init__
-            speed=cast("Speed | None", _get(usage, "speed")),
+            service_tier=cast("ServiceTier | None", get("service_tier")),  # checked in __post_init__
+            speed=cast("Speed | None", get("speed")),
             inference_geo=geo,
             batch=batch,
         )
