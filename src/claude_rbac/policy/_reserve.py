@@ -1,13 +1,14 @@
 """The dollars a call reserves before it is sent: the worst case of what it can cost (see ``docs/spend.md``).
 
 For each model a request can run (its own and each ``fallbacks`` entry: one of them runs) the worst case of
-:func:`~._costs.worst_case` at that model's price (its integer twin, :func:`~._costs.worst_case_micro`): the prompt estimate as if every token were written to the
-cache at the dearest TTL the request's ``cache_control`` breakpoints name (or as plain input when that is
-dearer), its ``max_tokens`` at the output rate, each server tool at its ``max_uses``; the dearest of those,
-plus each advisor tool's worst case on top (an advisor call runs besides). The request's ``speed`` and
-``inference_geo`` are priced as asked (no ``inference_geo``: the dearest the model has); ``service_tier``
-``auto`` is reserved at standard rates (no Priority Tier price is published: a call that settles on it is
-kept at its reservation). A batch item is reserved at the batch rates.
+:func:`~._costs.worst_case` at that model's price (priced in integers by :func:`~._costs.worst_case_micro`):
+the prompt estimate as if every token were written to the cache at the dearest TTL the request's
+``cache_control`` breakpoints name (or as plain input when that is dearer), its ``max_tokens`` at the output
+rate, each server tool at its ``max_uses``; the dearest of those, plus each advisor tool's worst case on top
+(an advisor call runs besides). The request's ``speed`` and ``inference_geo`` are priced as asked (no
+``inference_geo``: the dearest the model has); ``service_tier`` ``auto`` is reserved at standard rates (no
+Priority Tier price is published: a call that settles on it is kept at its reservation). A batch item is
+reserved at the batch rates.
 """
 
 from __future__ import annotations
@@ -24,22 +25,27 @@ DEFAULT_TOOL_USES: Final = 10
 """Uses reserved for a server tool whose definition sets no ``max_uses`` (settled at what it really ran)."""
 _TOOL_NAMES: Final = (("web_search_", "web_search"), ("web_fetch_", "web_fetch"))
 _PROMPT_FIELDS: Final = ("tools", "system", "messages")
+_BREAKPOINT_KEYS: Final = frozenset({"type", "ttl"})
 
 
 def cache_ttl(body: Mapping[str, Any]) -> Ttl | None:
     """The dearest TTL among the request's ``cache_control`` breakpoints (``None``: it has none)."""
-    found: set[str] = set()
+    found: Ttl | None = None
     stack: list[Any] = [body.get("cache_control"), *(body.get(name) for name in _PROMPT_FIELDS)]
     while stack:
         value = stack.pop()
+        if value is None or type(value) is str:  # most of a prompt: its text, skipped at once
+            continue
         if isinstance(value, Mapping):
-            if value.get("type") == "ephemeral" and set(value) <= {"type", "ttl"}:
-                found.add("1h" if value.get("ttl") == "1h" else "5m")
+            if value.get("type") == "ephemeral" and value.keys() <= _BREAKPOINT_KEYS:
+                if value.get("ttl") == "1h":
+                    return "1h"  # the dearest there is
+                found = "5m"
                 continue
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)
-    return "1h" if "1h" in found else "5m" if found else None
+    return found
 
 
 def tool_uses(body: Mapping[str, Any]) -> dict[str, int]:
