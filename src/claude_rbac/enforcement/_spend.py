@@ -39,11 +39,11 @@ def exact_cost(prices: PriceTable, usage: Usage, requested: str | None, unsplit_
         return None
     ttl: Ttl = "1h" if unsplit_ttl == "1h" else "5m"
     parts = [(usage.model or requested, usage.billable), *usage.advisors]
-    costs = []
+    costs: list[tuple[str, Cost]] = []
     try:
         for model, billable in parts:
             price = prices.price_for(model) if model else None
-            if price is None:
+            if not model or price is None:
                 raise MissingPrice(f"{model} has no price")
             costs.append((model, cost_total(billable, price, tools=prices.tools, unsplit_cache_ttl=ttl)))
     except (MissingPrice, ValueError) as exc:
