@@ -17,7 +17,8 @@ from opentelemetry import trace
 
 from .. import audit
 from ..policy import cache_ttl, dollars_of
-from ..policy._costs import Ttl, cost_total
+from ..policy._billable import Ttl
+from ..policy._costs import cost_total
 from ..policy.prices import Cost, MissingPrice, PriceTable
 from ..quota import MICRO_USD
 from ._attempt import Attempt, Binding

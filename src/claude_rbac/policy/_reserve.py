@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from ._costs import Speed, Ttl, worst_case_micro
+from ._billable import Speed, Ttl
+from ._costs import worst_case_micro
 from ._prices import MissingPrice, PriceTable
 
 __all__ = ["DEFAULT_TOOL_USES", "cache_ttl", "reserve", "tool_uses"]
