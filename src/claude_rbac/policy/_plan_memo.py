@@ -1,8 +1,8 @@
 """Plans of plain requests, remembered: a chat call that names a model, a max_tokens and a conversation is
 decided by those alone, so its plan is made once per role, scope, endpoint, model and max_tokens.
 
-Never for a call that reserves dollars (its worst case prices its own prompt) or one that names anything else
-a decision reads (tools, fallbacks, betas, a workspace...). A hit rebuilds the body and the token estimate
+Never for a request that names anything else a decision reads (tools, fallbacks, betas, a workspace...). A
+hit rebuilds the body, the token estimate and (for a role or route with a spend limit) the dollar reservation
 from the request's own prompt.
 """
 
@@ -14,6 +14,8 @@ from typing import Any, Final
 from ._call_plan import CallPlan, TokenEstimator
 from ._fields import BETA_HEADER, WORKSPACE_HEADER
 from ._policy import Policy
+from ._prices import MissingPrice, PriceTable
+from ._reserve import reserve
 from ._scope import Scope
 
 __all__ = ["PLAN_MEMO_SIZE", "PlanMemo", "from_memo", "plain_key", "remember"]
@@ -51,19 +53,34 @@ def plain_key(body: object, headers: Mapping[str, object] | None) -> tuple[Any, 
     return model, max_tokens, body.get("stream") is True
 
 
-def from_memo(plan: CallPlan, body: Mapping[str, Any], estimator: TokenEstimator | None, enforce: bool) -> CallPlan:
-    """The plan of a plain request whose decision is ``plan``'s: its own body and token estimate, from its own prompt.
+def from_memo(
+    plan: CallPlan,
+    body: Mapping[str, Any],
+    estimator: TokenEstimator | None,
+    enforce: bool,
+    prices: PriceTable | None = None,
+) -> CallPlan | None:
+    """The plan of a plain request whose decision is ``plan``'s: its own body, token estimate and (with
+    ``prices``: the role or route reserves dollars) worst case, all from its own prompt.
 
     What :func:`_govern_item` makes of a plain request: the clamped max_tokens (no thinking, fallbacks or
-    advisors to fit), the estimate of this prompt plus the effective max_tokens.
+    advisors to fit), the estimate of this prompt plus the effective max_tokens, the dollars of that prompt
+    and max_tokens at the model's price. ``None`` when the prompt cannot be priced: plan it afresh.
     """
     decision = plan.decision
     if not decision.allowed:
         return CallPlan(plan.operation, decision, counts_rpm=plan.counts_rpm, requests=plan.requests)
     most = decision.max_tokens_effective or 0
-    tokens = estimator(body) + most if estimator is not None else 0
+    prompt = estimator(body) if estimator is not None else 0
+    tokens = prompt + most if estimator is not None else 0
+    spend = 0
+    if prices is not None:
+        try:
+            spend = reserve(body, prices, input_tokens=prompt, runs=[(str(decision.model), most)])
+        except (MissingPrice, ValueError):
+            return None
     clamped = {**body, "max_tokens": most} if enforce and decision.clamped else None
-    return CallPlan(plan.operation, decision, clamped, tokens)
+    return CallPlan(plan.operation, decision, clamped, tokens, spend)
 
 
 def remember(memo: PlanMemo, key: tuple[Any, ...], policy: Policy, scope: Scope, plan: CallPlan) -> None:

@@ -246,16 +246,20 @@ def plan_call(
     prompt. Own one per policy (the enforcer keeps one per generation, so a reload starts empty).
     """
     key = None
-    if memo is not None and principal is not None and type(principal.role) is str and not scope.spend:
-        role = policy.roles.get(principal.role)
-        # A call that reserves dollars prices its own prompt: no plan of another call is its plan.
-        plain = plain_key(body, headers) if role is None or not role.spends else None
+    if memo is not None and principal is not None and type(principal.role) is str:
+        plain = plain_key(body, headers)
         if plain is not None:
             key = (principal.role, id(scope), method, url, enforce, nonstreaming_limit, *plain)
             hit = memo.get(key)
             if hit is not None and hit[0] is policy and hit[1] is scope:
                 assert isinstance(body, dict)
-                return from_memo(hit[2], body, (estimate or estimate_input_tokens) if count_tokens else None, enforce)
+                role = policy.roles.get(principal.role)
+                # A call that reserves dollars prices its own prompt: the hit keeps the decision, not the dollars.
+                spends = count_tokens and (bool(scope.spend) or (role is not None and role.spends))
+                estimator = (estimate or estimate_input_tokens) if count_tokens else None
+                found = from_memo(hit[2], body, estimator, enforce, policy.prices if spends else None)
+                if found is not None:
+                    return found
     plan = _plan_call(
         policy, principal, scope, method, url, body, estimate, count_tokens, enforce, nonstreaming_limit, headers
     )
