@@ -46,3 +46,16 @@ def test_clones_count_and_govern_for_their_own_principal(fake_claude: FakeClaude
             rbac.client(ABE).messages.create(model="claude-opus-4-7", max_tokens=10, messages=MESSAGES)
     assert len(fake_claude.requests) == 2
     assert {request.headers["x-api-key"] for request in fake_claude.requests} == {KEY}
+
+
+def test_a_thrashing_cache_keeps_only_clients_asked_for_twice(fake_claude: FakeClaude) -> None:
+    """More active users than the cache holds: a client used once is not kept (it would only feed the collector's
+    oldest generation); a principal seen again is, and is then served from the cache."""
+    with RBAC(Policy.default(), api_key=KEY, base_url=fake_claude.url) as rbac:
+        first = rbac.client(UMA)
+        assert rbac.client(UMA) is first  # a cache that hits keeps every client
+        for n in range(2 * 1024 + 1):  # two fills without a hit: the cache thrashes
+            rbac.client(Principal(f"user-{n}", "user"))
+        once, again = rbac.client(ABE), rbac.client(ABE)
+        assert once is not again and rbac.client(ABE) is again  # kept on its second sighting
+        assert again.middleware[-1].binding.principal == ABE

@@ -151,6 +151,10 @@ class ClientFactory:
         self._roots: dict[bool, GovernedAnthropic | GovernedAsyncAnthropic] = {}
         self._derived: dict[tuple[Any, ...], GovernedAnthropic | GovernedAsyncAnthropic] = {}
         self._templates: dict[int, tuple[Any, Any]] = {}
+        self._hits = self._misses = 0
+        self._thrashing = False
+        self._seen: dict[int, None] = {}
+        """While the cache thrashes: hashes of keys seen once (ints, which the collector does not track)."""
         """Per root (by id, the root kept alongside): a derivation never handed out, the shape clones copy."""
         # An asyncio connection belongs to the loop that opened it: inside a running loop, async clients get a
         # root whose HTTP pool is that loop's, closed when the loop shuts down (Django's async views under WSGI
@@ -180,13 +184,28 @@ class ClientFactory:
         cache_key = (principal, scope, route, asynchronous, loop)
         derived = self._derived.get(cache_key)  # a dict read is atomic: no lock on the hot path
         if derived is not None:
+            self._hits += 1  # approximate under threads: it only steers what is cached
             return derived
         root = self._root(asynchronous) if loop is None or self._loop_roots is None else self._loop_roots.get_now()
         governor = Governor(self._enforcer, Binding(principal, scope, route), default_base_url=str(root.base_url))
         derived = self._derive(root, governor)
         with self._lock:
+            if self._thrashing:
+                seen = hash(cache_key)
+                if seen not in self._seen:
+                    if len(self._seen) >= 4 * _CACHE_SIZE:
+                        self._seen.clear()
+                    self._seen[seen] = None
+                    return derived  # a first sighting while the cache thrashes: not kept
             if len(self._derived) >= _CACHE_SIZE:
-                self._derived.clear()  # simpler than an LRU, and a miss costs one with_options()
+                # Simpler than an LRU. A cache that served fewer hits than misses while it filled holds clients
+                # used once: each lives long enough to reach the collector's oldest generation, whose full
+                # collections then walk the whole heap (with 100,000 active users, more than the miss costs).
+                # Until the next fill, only a key seen recently is kept.
+                self._thrashing = self._hits < self._misses
+                self._hits = self._misses = 0
+                self._derived.clear()
+            self._misses += 1
             self._derived[cache_key] = derived
         return derived
 
