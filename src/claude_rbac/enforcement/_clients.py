@@ -2,7 +2,9 @@
 
 Constructing an anthropic client costs about 18 ms here, so there is one root client per kind (sync,
 async), built on first use, and each governed client is ``root.with_options(middleware=[Governor])``
-(tens of microseconds), cached per (principal, route scope, route). The root holds no key: the
+cached per (principal, route scope, route). A miss (an app with more active users than the cache holds)
+clones a private template derivation and puts the principal's Governor in its middleware, a few
+microseconds instead of the ~50 µs of ``with_options()``'s full constructor. The root holds no key: the
 :class:`~._governor.Governor` sets the workspace's key, URL and tenant header on each request, so a key
 rotation, a policy reload or a workspace change applies to clients already handed out.
 """
@@ -14,6 +16,7 @@ import inspect
 import ssl
 import threading
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import Any, Final, Literal, TypeVar, overload
 
 import anthropic
@@ -147,6 +150,12 @@ class ClientFactory:
         self._lock = threading.Lock()
         self._roots: dict[bool, GovernedAnthropic | GovernedAsyncAnthropic] = {}
         self._derived: dict[tuple[Any, ...], GovernedAnthropic | GovernedAsyncAnthropic] = {}
+        self._templates: dict[int, tuple[Any, Any]] = {}
+        self._hits = self._misses = 0
+        self._thrashing = False
+        self._seen: dict[int, None] = {}
+        """While the cache thrashes: hashes of keys seen once (ints, which the collector does not track)."""
+        """Per root (by id, the root kept alongside): a derivation never handed out, the shape clones copy."""
         # An asyncio connection belongs to the loop that opened it: inside a running loop, async clients get a
         # root whose HTTP pool is that loop's, closed when the loop shuts down (Django's async views under WSGI
         # run every request in a loop of its own). An app that brings its own http_client keeps it.
@@ -175,15 +184,45 @@ class ClientFactory:
         cache_key = (principal, scope, route, asynchronous, loop)
         derived = self._derived.get(cache_key)  # a dict read is atomic: no lock on the hot path
         if derived is not None:
+            self._hits += 1  # approximate under threads: it only steers what is cached
             return derived
         root = self._root(asynchronous) if loop is None or self._loop_roots is None else self._loop_roots.get_now()
         governor = Governor(self._enforcer, Binding(principal, scope, route), default_base_url=str(root.base_url))
-        derived = root.with_options(middleware=[*root.middleware, governor])
+        derived = self._derive(root, governor)
         with self._lock:
+            if self._thrashing:
+                seen = hash(cache_key)
+                if seen not in self._seen:
+                    if len(self._seen) >= 4 * _CACHE_SIZE:
+                        self._seen.clear()
+                    self._seen[seen] = None
+                    return derived  # a first sighting while the cache thrashes: not kept
             if len(self._derived) >= _CACHE_SIZE:
-                self._derived.clear()  # simpler than an LRU, and a miss costs one with_options()
+                # Simpler than an LRU. A cache that served fewer hits than misses while it filled holds clients
+                # used once: each lives long enough to reach the collector's oldest generation, whose full
+                # collections then walk the whole heap (with 100,000 active users, more than the miss costs).
+                # Until the next fill, only a key seen recently is kept.
+                self._thrashing = self._hits < self._misses
+                self._hits = self._misses = 0
+                self._derived.clear()
+            self._misses += 1
             self._derived[cache_key] = derived
         return derived
+
+    def _derive(self, root: Any, governor: Governor) -> Any:
+        """``root.with_options(middleware=[*root.middleware, governor])``, by cloning a template derivation."""
+        entry = self._templates.get(id(root))
+        if entry is None or entry[0] is not root:
+            template = root.with_options(middleware=[*root.middleware, governor])
+            if not _clonable(template, governor):
+                return template  # an SDK whose clients are laid out otherwise: the full constructor, always
+            _ = template._tracer  # resolved once here, shared by the clones (else one tracer object per client)
+            with self._lock:
+                self._templates = {
+                    key: value for key, value in self._templates.items() if value[0] is not root and key != id(root)
+                }
+                self._templates[id(root)] = entry = (root, template)
+        return _clone(entry[1], governor)
 
     def _root(self, asynchronous: bool) -> GovernedAnthropic | GovernedAsyncAnthropic:
         root = self._roots.get(asynchronous)
@@ -214,6 +253,7 @@ class ClientFactory:
         async def close() -> None:
             with self._lock:
                 self._derived = {key: value for key, value in self._derived.items() if key[4] is not loop}
+                self._templates.pop(id(root), None)
             await http.aclose()
 
         return Opened(root, close)
@@ -234,6 +274,8 @@ class ClientFactory:
         with self._lock:
             root = self._roots.pop(asynchronous, None)
             self._derived = {key: value for key, value in self._derived.items() if key[3] is not asynchronous}
+            if root is not None:
+                self._templates.pop(id(root), None)
         return [root] if root is not None else []
 
 
@@ -242,3 +284,52 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+_LAYOUT: Final = frozenset({"_middleware", "_middleware_chain"})
+
+
+def _clonable(template: Any, governor: Governor) -> bool:
+    """Whether ``template`` is laid out as :func:`_clone` expects: its governor last in ``_middleware``, a prebuilt
+    ``_middleware_chain`` (the SDK builds both in its constructor and never changes them), no lazy resource yet."""
+    state = vars(template)
+    return (
+        state.keys() >= _LAYOUT
+        and isinstance(state["_middleware"], tuple)
+        and state["_middleware"][-1:] == (governor,)
+        and callable(getattr(template, "_build_middleware_chain", None))
+        and not state.keys() & _lazy_names(type(template))
+    )
+
+
+def _lazy_names(cls: type) -> frozenset[str]:
+    """The client's ``cached_property`` names (its resources: ``messages``, ``beta``...), bound to one instance."""
+    names = _LAZY.get(cls)
+    if names is None:
+        names = _LAZY[cls] = frozenset(
+            name for klass in cls.__mro__ for name, value in vars(klass).items() if isinstance(value, cached_property)
+        )
+    return names
+
+
+_LAZY: dict[type, frozenset[str]] = {}
+
+
+def _clone(template: _Client, governor: Governor) -> _Client:
+    """A client equal to ``template`` but for its governor: the same options, HTTP pool and timeout, its own
+    middleware chain, and none of the template's bound resources (the template never has any: it is never handed out).
+
+    Mutable option dicts are copied, so no two clients share one a caller could change through the other.
+    """
+    client = object.__new__(type(template))
+    lazy = _lazy_names(type(template))
+    client.__dict__.update(
+        {
+            name: dict(value) if type(value) is dict else value
+            for name, value in vars(template).items()
+            if name not in lazy
+        }
+    )
+    client._middleware = (*template._middleware[:-1], governor)
+    client._middleware_chain = client._build_middleware_chain()
+    return client

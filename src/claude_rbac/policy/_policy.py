@@ -25,6 +25,8 @@ from ._values import check_max_tokens_value, check_model_value
 __all__ = ["DEFAULT_POLICY", "Policy", "UnavailablePolicy"]
 
 _MISSING: Any = object()
+_DENIALS = 256
+"""Memoised model denials per policy, at most."""
 
 
 def _deny(reason: str, role: str | None, variant: str = "", *, model: str | None = None, **fields: object) -> Decision:
@@ -35,13 +37,14 @@ def _deny(reason: str, role: str | None, variant: str = "", *, model: str | None
 class Policy:
     """An immutable, compiled set of roles. Build one with :meth:`default`, :meth:`from_dict` or :meth:`from_file`."""
 
-    __slots__ = ("_frozen", "on_excess", "revision", "roles", "settings", "source")
+    __slots__ = ("_denials", "_frozen", "on_excess", "revision", "roles", "settings", "source")
 
     roles: Mapping[str, Role]
     on_excess: OnExcess
     source: str | None
     settings: Settings
     """Policy-wide settings beyond the roles: mode, workspaces, tenant restriction, revocations."""
+    _denials: dict[tuple[str, str], Decision]
     revision: str
     """Which policy this is: the file's own ``revision``, else a short hash of the compiled document."""
 
@@ -61,6 +64,7 @@ class Policy:
         if revision is None:
             revision = content_revision({"on_excess": on_excess, "roles": self.roles, "settings": self.settings})
         object.__setattr__(self, "revision", revision)
+        object.__setattr__(self, "_denials", {})
         object.__setattr__(self, "_frozen", True)
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -161,7 +165,7 @@ class Policy:
         if model is not _MISSING:
             model_name = check_model_value(model)
             if not role.matcher(model_name):
-                return _deny("model_not_allowed", role_name, model=model_name)
+                return self._model_denied(role_name, model_name)
             if scope.matcher is not None and not scope.matcher(model_name):
                 return _deny(
                     "model_not_allowed", role_name, "route", model=model_name, patterns=scope.describe_models()
@@ -185,6 +189,20 @@ class Policy:
             )
             return Decision(False, denied.reason, role_name, model_name, requested, message=denied.message)
         return Decision(True, "clamped", role_name, model_name, requested, cap)
+
+    def _model_denied(self, role: str, model: str) -> Decision:
+        """The (frozen) denial of ``model`` to ``role``, memoised: formatting its message is most of a denial's cost.
+
+        Bounded (the model name is the caller's), and it lives on this immutable policy, so a reload starts afresh.
+        """
+        denials = self._denials
+        decision = denials.get((role, model))
+        if decision is None:
+            decision = _deny("model_not_allowed", role, model=model)
+            if len(denials) >= _DENIALS:
+                denials.clear()
+            denials[role, model] = decision
+        return decision
 
 
 class UnavailablePolicy(Policy):
