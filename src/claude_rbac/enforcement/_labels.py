@@ -6,12 +6,9 @@ bound in every exporter. Spans keep the exact values; metrics get these labels.
 
 from __future__ import annotations
 
-import typing
-from typing import Final, Literal
+from typing import Final
 
-import anthropic
-
-from ..policy import ModelMatcher, Policy
+from ..policy import ModelMatcher, Policy, sdk_models
 
 __all__ = ["KNOWN_MODELS", "OTHER", "MetricLabels"]
 
@@ -19,16 +16,7 @@ OTHER: Final = "_other"
 """The metric label of a model or role outside the bounded sets."""
 
 
-def _sdk_models() -> frozenset[str]:
-    """The model ids the installed anthropic SDK knows (the literals of ``anthropic.types.Model``)."""
-    known: set[str] = set()
-    for arg in typing.get_args(anthropic.types.Model):
-        if typing.get_origin(arg) is Literal:
-            known.update(value for value in typing.get_args(arg) if isinstance(value, str))
-    return frozenset(known)
-
-
-KNOWN_MODELS: Final = _sdk_models()
+KNOWN_MODELS: Final = sdk_models()
 
 
 class MetricLabels:

@@ -21,7 +21,7 @@ from ._model import (
 )
 from ._model_fields import ModelField, model_fields
 from ._operations import BATCH_READS, batch_id_of, operation_of
-from ._patterns import ModelMatcher
+from ._patterns import ModelMatcher, sdk_models
 from ._policy import DEFAULT_POLICY, Policy, UnavailablePolicy
 from ._probe import OPERATION_ENDPOINTS, probe
 from ._request import (
@@ -114,6 +114,7 @@ __all__ = [
     "operation_of",
     "plan_call",
     "probe",
+    "sdk_models",
     "read_suite",
     "redact",
     "run_case",

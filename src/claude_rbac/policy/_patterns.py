@@ -9,12 +9,14 @@ Unicode-normalised.
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Iterable
-from typing import ClassVar
+from functools import cache
+from typing import ClassVar, Literal
 
 from ._workspaces import redact
 
-__all__ = ["MAX_MODEL_NAME", "GlobMatcher", "ModelMatcher", "describe_patterns", "pattern_problem"]
+__all__ = ["MAX_MODEL_NAME", "GlobMatcher", "ModelMatcher", "sdk_models", "describe_patterns", "pattern_problem"]
 
 MAX_MODEL_NAME = 256
 _PATTERN_CHARS = re.compile(r"[a-z0-9._:@/*?-]+")
@@ -98,3 +100,15 @@ class ModelMatcher(GlobMatcher):
 
     def __repr__(self) -> str:
         return f"ModelMatcher({list(self.patterns)!r})"
+
+
+@cache
+def sdk_models() -> frozenset[str]:
+    """The model ids the installed anthropic SDK names (the literals of ``anthropic.types.Model``)."""
+    import anthropic  # only when asked: reading a policy needs no SDK
+
+    known: set[str] = set()
+    for arg in typing.get_args(anthropic.types.Model):
+        if typing.get_origin(arg) is Literal:
+            known.update(value for value in typing.get_args(arg) if isinstance(value, str))
+    return frozenset(known)

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._model import Role
+from ._patterns import sdk_models
 from ._prices import PriceTable
-from ._spend import dollars_of, sdk_models
+from ._spend import dollars_of
 
 __all__ = ["unpriced_problems", "with_workspace_spend"]
 

@@ -8,13 +8,11 @@ with more than 6 decimals, a negative one, zero, NaN or infinity is a problem na
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from functools import cache
 from typing import Final, Literal
 
-__all__ = ["MAX_DOLLARS", "MICRO", "NO_SPEND", "Spend", "SpendPeriod", "dollars_of", "micro_dollars", "sdk_models"]
+__all__ = ["MAX_DOLLARS", "MICRO", "NO_SPEND", "Spend", "SpendPeriod", "dollars_of", "micro_dollars"]
 
 MICRO: Final = 1_000_000
 """Micro-dollars in a dollar."""
@@ -70,15 +68,3 @@ def dollars_of(micro: int) -> Decimal:
     """Micro-dollars as exact dollars (``2_500_000`` is ``Decimal("2.5")``)."""
     amount = Decimal(micro).scaleb(-6)
     return amount.quantize(Decimal(1)) if amount == amount.to_integral_value() else amount.normalize()
-
-
-@cache
-def sdk_models() -> frozenset[str]:
-    """The model ids the installed anthropic SDK names (the literals of ``anthropic.types.Model``)."""
-    import anthropic
-
-    known: set[str] = set()
-    for arg in typing.get_args(anthropic.types.Model):
-        if typing.get_origin(arg) is Literal:
-            known.update(value for value in typing.get_args(arg) if isinstance(value, str))
-    return frozenset(known)
