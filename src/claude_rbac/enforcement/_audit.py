@@ -122,9 +122,8 @@ class Auditor:
         self.spans_recorded = SpansProbe(self.tracer)
         """Whether decision spans go anywhere (False while no SDK tracer provider is set)."""
         self.points_recorded = PointsProbe(self.decisions)
-        """Whether metric points go anywhere (False while no SDK meter provider is set)."""
-        self._tokens_recorded = PointsProbe(self.tokens)
-        self._cost_recorded = PointsProbe(self.cost)
+        """Whether metric points go anywhere (False while no SDK meter provider is set). One meter made every
+        counter here, and a provider set later reaches all of them at once: one probe answers for each."""
         self.user_id_mode = user_id
         self._events = (
             _logs.get_logger("claude_rbac", __version__, logger_provider=logger_provider)
@@ -304,13 +303,8 @@ class Auditor:
             extra={"claude_rbac": fields},
         )
 
-    @property
-    def tokens_recorded(self) -> bool:
-        """Whether token counts go anywhere: the caller need not add up usage by type when not."""
-        return self._tokens_recorded()
-
     def record_tokens(self, role: str | None, model: str | None, usage: Mapping[str, int]) -> None:
-        if not self._tokens_recorded():
+        if not self.points_recorded():
             return
         for kind, count in usage.items():
             if count:
@@ -325,7 +319,7 @@ class Auditor:
 
     def record_cost(self, role: str | None, model: str | None, workspace: str | None, cost: Cost) -> None:
         """One point on the cost counter: a float of the exact ``Decimal`` (the ledger keeps the exact sum)."""
-        if not self._cost_recorded():
+        if not self.points_recorded():
             return
         self.cost.add(
             float(cost.dollars),

@@ -378,7 +378,7 @@ class Governor(Middleware):
 
     def _record_usage(self, call: Attempt, usage: Usage) -> None:
         auditor = self._enforcer.auditor
-        if (usage.counted or usage.cache_read_input_tokens) and auditor.tokens_recorded:
+        if (usage.counted or usage.cache_read_input_tokens) and auditor.points_recorded():
             decision = call.plan.decision
             auditor.record_tokens(decision.role, decision.model, usage.by_type())
 
