@@ -151,11 +151,11 @@ class ClientFactory:
         self._roots: dict[bool, GovernedAnthropic | GovernedAsyncAnthropic] = {}
         self._derived: dict[tuple[Any, ...], GovernedAnthropic | GovernedAsyncAnthropic] = {}
         self._templates: dict[int, tuple[Any, Any]] = {}
+        """Per root (by id, the root kept alongside): a derivation never handed out, the shape clones copy."""
         self._hits = self._misses = 0
         self._thrashing = False
         self._seen: dict[int, None] = {}
         """While the cache thrashes: hashes of keys seen once (ints, which the collector does not track)."""
-        """Per root (by id, the root kept alongside): a derivation never handed out, the shape clones copy."""
         # An asyncio connection belongs to the loop that opened it: inside a running loop, async clients get a
         # root whose HTTP pool is that loop's, closed when the loop shuts down (Django's async views under WSGI
         # run every request in a loop of its own). An app that brings its own http_client keeps it.
@@ -218,10 +218,7 @@ class ClientFactory:
                 return template  # an SDK whose clients are laid out otherwise: the full constructor, always
             _ = template._tracer  # resolved once here, shared by the clones (else one tracer object per client)
             with self._lock:
-                self._templates = {
-                    key: value for key, value in self._templates.items() if value[0] is not root and key != id(root)
-                }
-                self._templates[id(root)] = entry = (root, template)
+                self._templates[id(root)] = entry = (root, template)  # replaces a dead root's under a reused id
         return _clone(entry[1], governor)
 
     def _root(self, asynchronous: bool) -> GovernedAnthropic | GovernedAsyncAnthropic:
