@@ -244,6 +244,8 @@ class Quota:
             self._queue.close(2.0)
         if self._ledger is not None:
             self._ledger.close()
+        if self._memory is None:
+            self._redis.close()
         for connection in connections_of(self.storage):
             connection.close()
 

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from typing import Any
 
 from ._buckets import MINUTE, Bucket
 from ._engine import WIDTH_MS, Check, Settlement, State, Verdict, checks_for, ttl
+from ._script_calls import ScriptCaller, pack
 
 __all__ = ["AsyncRedisBuckets", "RedisBuckets", "SCRIPT", "is_cluster"]
 
@@ -144,11 +146,19 @@ class _Plan:
 
 
 class RedisBuckets:
-    """Sync: each operation is one script call (one per hash tag on a cluster)."""
+    """Sync: each operation is one script call (one per hash tag on a cluster).
+
+    On a single node or behind sentinels the call goes through a :class:`~._script_calls.ScriptCaller`
+    (parked connections, the command packed here): redis-py's command path costs more CPU than the round trip.
+    """
 
     def __init__(self, storage: Any, clock: Clock) -> None:
         self._storage = storage
         self._clock = clock
+        self._caller: ScriptCaller | None = None
+        self._lock = threading.Lock()
+        self._caller_of: Any = None
+        """The client ``_caller`` was made for: limits may build a new client (and pool) after a reset."""
 
     def run(
         self, buckets: Sequence[Bucket], *, take: bool, settlements: Sequence[Settlement] = ()
@@ -164,16 +174,34 @@ class RedisBuckets:
                 self._eval(client, (keys, args))
         return now, checks, plan.verdict()
 
-    @staticmethod
-    def _eval(client: Any, call: Call) -> Any:
+    def _eval(self, client: Any, call: Call) -> Any:
         keys, args = call
+        caller = self._caller_for(client)
         try:
-            return client.evalsha(SHA, len(keys), *keys, *args)
+            if caller is None:
+                return client.evalsha(SHA, len(keys), *keys, *args)
+            return caller.call(pack(["EVALSHA", SHA, len(keys), *keys, *args]))
         except Exception as exc:
             if not _is_noscript(exc):
                 raise
         client.script_load(SCRIPT)
         return client.evalsha(SHA, len(keys), *keys, *args)
+
+    def _caller_for(self, client: Any) -> ScriptCaller | None:
+        if client is not self._caller_of:
+            with self._lock:
+                if client is not self._caller_of:
+                    if self._caller is not None:
+                        self._caller.close()
+                    usable = ScriptCaller.usable(client) and not is_cluster(client)
+                    self._caller = ScriptCaller(client) if usable else None
+                    self._caller_of = client
+        return self._caller
+
+    def close(self) -> None:
+        """Give the parked connections back to their pool."""
+        if self._caller is not None:
+            self._caller.close()
 
 
 class AsyncRedisBuckets:
