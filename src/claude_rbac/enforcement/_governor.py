@@ -44,7 +44,7 @@ from ._batch_spend import akeep_hold, awatch_results, keep_hold, watch_results
 from ._enforcer import Enforcer, Generation
 from ._keys import ActiveKey
 from ._limits import Limiter
-from ._spend import note_reservation, settled_cost
+from ._spend import is_priced, note_reservation, settled_cost
 from ._usage import AsyncUsageStream, Usage, UsageStream, no_usage, parsed_usage
 
 __all__ = ["REFUSED_IN_ANY_MODE", "Binding", "Governor"]
@@ -111,7 +111,7 @@ class Governor(Middleware):
         if _is_sse(http.headers):
             http.stream = UsageStream(http.stream, lambda usage: self._settle(call, usage))  # type: ignore[arg-type]
         elif call.plan.operation == "messages.create" and http.is_closed:
-            self._settle(call, parsed_usage(response.parse()))
+            self._settle(call, parsed_usage(response.parse(), billed=is_priced(call)))
         elif call.plan.operation == "messages.batches.create" and (created := self._created_batch(http.read())):
             try:
                 self._enforcer.batch_owners.bind(*created)
@@ -161,7 +161,7 @@ class Governor(Middleware):
         if _is_sse(http.headers):
             http.stream = AsyncUsageStream(http.stream, lambda usage: self._asettle(call, usage))  # type: ignore[arg-type]
         elif call.plan.operation == "messages.create" and http.is_closed:
-            await self._asettle(call, parsed_usage(await response.parse()))
+            await self._asettle(call, parsed_usage(await response.parse(), billed=is_priced(call)))
         elif call.plan.operation == "messages.batches.create" and (created := self._created_batch(await http.aread())):
             try:
                 await self._enforcer.batch_owners.abind(*created)

@@ -26,7 +26,7 @@ from ._audit import Auditor
 from ._enforcer import Enforcer
 from ._usage import Usage
 
-__all__ = ["exact_cost", "note_reservation", "settled_cost"]
+__all__ = ["exact_cost", "is_priced", "note_reservation", "settled_cost"]
 
 log = logging.getLogger("claude_rbac")
 
@@ -65,11 +65,16 @@ def note_reservation(call: Attempt, request: APIRequest) -> None:
     Auditor.annotate(call.span, {audit.COST_RESERVED: float(reserved)})
 
 
+def is_priced(call: Attempt) -> bool:
+    """Whether the call reserved dollars: only then is its usage priced (and its billed figures read)."""
+    reservation = call.reservation
+    return reservation is not None and reservation.reserved_in(MICRO_USD) > 0
+
+
 def settled_cost(enforcer: Enforcer, binding: Binding, call: Attempt, usage: Usage) -> int | None:
     """The call's exact cost in micro-dollars (``None``: unknown, it keeps its reservation), recorded on its
     span, the cost counter and the spend ledger."""
-    reservation = call.reservation
-    if reservation is None or not reservation.reserved_in(MICRO_USD):
+    if not is_priced(call):
         return None
     decision = call.plan.decision
     priced = exact_cost(call.generation.policy.prices, usage, decision.model, call.cache_ttl)

@@ -89,8 +89,11 @@ def read_billable(usage: Usage, raw: object, model: object) -> None:
         usage.malformed = True
 
 
-def usage_of(data: object) -> Usage | None:
-    """The usage of a parsed message (a model or a dict), or ``None`` when it has none."""
+def usage_of(data: object, *, billed: bool = True) -> Usage | None:
+    """The usage of a parsed message (a model or a dict), or ``None`` when it has none.
+
+    ``billed=False`` leaves out the billed figures (``billable``, ``advisors``): only a call that is priced
+    reads them, and building them is most of what reading the usage costs."""
     raw = data.get("usage") if isinstance(data, Mapping) else getattr(data, "usage", None)
     if raw is None:
         return None
@@ -107,7 +110,11 @@ def usage_of(data: object) -> Usage | None:
         }
     usage = Usage()
     usage.update(raw)
-    read_billable(usage, original, _get(data, "model"))
+    if billed:
+        read_billable(usage, original, _get(data, "model"))
+    else:
+        model = _get(data, "model")
+        usage.model = model if isinstance(model, str) else None
     return usage
 
 
@@ -223,9 +230,9 @@ class AsyncUsageStream(httpx2.AsyncByteStream):
             await self._on_end(self._scanner.usage)
 
 
-def parsed_usage(data: object) -> Usage:
+def parsed_usage(data: object, *, billed: bool = True) -> Usage:
     """The usage of a parsed JSON answer; an answer without one is incomplete (it keeps its reservations)."""
-    return usage_of(data) or Usage(complete=False)
+    return usage_of(data, billed=billed) or Usage(complete=False)
 
 
 def no_usage() -> Usage:
