@@ -112,7 +112,11 @@ class Reservation:
         return self.reserved_in("tokens")
 
     def reserved_in(self, unit: str) -> int:
-        return max((held.amount for held in self.held if held.bucket.unit == unit), default=0)
+        amount = 0
+        for held in self.held:  # a loop: asked on every call, most often of an empty reservation
+            if held.bucket.unit == unit and held.amount > amount:
+                amount = held.amount
+        return amount
 
 
 def minute_of(now: float) -> int:

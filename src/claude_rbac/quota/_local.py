@@ -26,8 +26,12 @@ class MemoryBuckets:
         storage = self.storage
         with storage.locked() as now:
             checks = checks_for(buckets, now)
-            states = tuple(self._state(check, now, take=take) for check in checks)
-            refused = next((i for i, (c, s) in enumerate(zip(checks, states, strict=True)) if not fits(c, s)), None)
+            states = tuple([self._state(check, now, take=take) for check in checks])
+            refused = None
+            for index, check in enumerate(checks):
+                if not fits(check, states[index]):
+                    refused = index
+                    break
             if take and refused is None:
                 for check in checks:
                     bucket = check.bucket

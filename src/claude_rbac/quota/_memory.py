@@ -28,8 +28,7 @@ import threading
 import time
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from itertools import repeat
 from math import floor, inf
 from typing import Any
@@ -76,6 +75,30 @@ class _Window:
         return self.times[-1] + self.expiry if self.times else -inf
 
 
+class _Held:
+    """``locked()``'s context: the storage's lock held, the time now (after a due sweep) given to the block.
+
+    One per storage, reused: entering takes the lock, so no two blocks share it at once (a class, as a
+    generator-based context manager cost several times more on every call)."""
+
+    __slots__ = ("_storage",)
+
+    def __init__(self, storage: LazyMemoryStorage) -> None:
+        self._storage = storage
+
+    def __enter__(self) -> float:
+        storage = self._storage
+        storage._lock.acquire()
+        try:
+            return storage._tick()
+        except BaseException:
+            storage._lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self._storage._lock.release()
+
+
 class LazyMemoryStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupport, TimestampedSlidingWindow):
     """limits' in-memory storage semantics, with expiry done inline and in bounded steps.
 
@@ -107,17 +130,19 @@ class LazyMemoryStorage(Storage, MovingWindowSupport, SlidingWindowCounterSuppor
         self._next_sweep = -inf
         self._freed = [0, 0]
         """Keys freed from the counters and from the windows since each table was last rebuilt."""
+        self._held = _Held(self)
         forksafe.register(self)
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        del state["_lock"]
+        del state["_lock"], state["_held"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._held = _Held(self)
         forksafe.register(self)
 
     def __len__(self) -> int:
@@ -318,11 +343,9 @@ class LazyMemoryStorage(Storage, MovingWindowSupport, SlidingWindowCounterSuppor
 
     # -- primitives for claude_rbac.quota's buckets: call them inside ``locked()`` ----------------------
 
-    @contextmanager
-    def locked(self) -> Iterator[float]:
-        """Hold the storage across several steps (one call's buckets); yields the time now."""
-        with self._lock:
-            yield self._tick()
+    def locked(self) -> _Held:
+        """Hold the storage across several steps (one call's buckets): ``with storage.locked() as now: ...``."""
+        return self._held
 
     def count(self, key: str, now: float) -> int:
         counter = self._live_counter(key, now)
