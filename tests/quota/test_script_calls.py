@@ -4,6 +4,7 @@ the guarantees it gave that we must keep)."""
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import threading
 
@@ -98,5 +99,24 @@ def test_an_error_reply_leaves_the_connection_usable(redis_url: str, key_prefix:
         quota.acquire(broken)
     for _ in range(3):  # the parked connection carries no half-read reply into the next calls
         quota.acquire(rpm_buckets(quota, "fine"))
+    admin.close()
+    quota.close()
+
+
+def test_async_a_parked_connection_the_server_closed_is_replaced(redis_url: str, key_prefix: str) -> None:
+    quota = Quota(redis_url, key_prefix=key_prefix)
+    buckets = rpm_buckets(quota, "alice", rpm=2)
+    admin = redis.Redis.from_url(redis_url)
+
+    async def main() -> None:
+        await quota.aacquire(buckets)  # parks a connection of this loop's pool
+        assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+        await asyncio.sleep(0.05)  # the loop reads the close (as it would between two requests)
+        await quota.aacquire(buckets)
+        with pytest.raises(RateLimited):
+            await quota.aacquire(buckets)
+        await quota.aclose()
+
+    asyncio.run(main())
     admin.close()
     quota.close()

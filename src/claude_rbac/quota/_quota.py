@@ -191,15 +191,16 @@ class Quota:
         storage = build_storage(self._async_uri, with_blocking_pool(self._async_uri, self._async_options))
         bridge = storage.bridge
         client = bridge.get_connection()
+        backend = AsyncRedisBuckets(client, bridge.prefixed_key, self._clock)
 
         async def close() -> None:
+            await backend.close()
             for connection in connections_of(bridge):
                 await connection.aclose()
                 pool = getattr(connection, "connection_pool", None)
                 if pool is not None:  # a pool we passed in is not closed with its client
                     await pool.disconnect()
 
-        backend = AsyncRedisBuckets(client, bridge.prefixed_key, self._clock)
         return Opened(backend, close, storage.check if is_cluster(client) else None)
 
     async def _arun(self, buckets: Sequence[Bucket], *, take: bool, beyond: Sequence[Settlement] = ()) -> Outcome:

@@ -25,7 +25,7 @@ from typing import Any
 
 from ._buckets import MINUTE, Bucket
 from ._engine import WIDTH_MS, Check, Settlement, State, Verdict, checks_for, ttl
-from ._script_calls import ScriptCaller, pack
+from ._script_calls import AsyncScriptCaller, ScriptCaller, pack
 
 __all__ = ["AsyncRedisBuckets", "RedisBuckets", "SCRIPT", "is_cluster"]
 
@@ -212,6 +212,7 @@ class AsyncRedisBuckets:
         self._prefixed = prefixed
         self._clock = clock
         self._split = is_cluster(client)
+        self._caller = AsyncScriptCaller(client) if AsyncScriptCaller.usable(client) and not self._split else None
         self._warming: asyncio.Lock | None = asyncio.Lock()
         """Until the first call has connected: a burst on a new loop would otherwise open the whole pool at
         once, while the loop is busy with the burst, and connections time out. Through this lock the first
@@ -245,9 +246,16 @@ class AsyncRedisBuckets:
     async def _eval(self, call: Call) -> Any:
         keys, args = call
         try:
-            return await self.client.evalsha(SHA, len(keys), *keys, *args)
+            if self._caller is None:
+                return await self.client.evalsha(SHA, len(keys), *keys, *args)
+            return await self._caller.call(pack(["EVALSHA", SHA, len(keys), *keys, *args]))
         except Exception as exc:
             if not _is_noscript(exc):
                 raise
         await self.client.script_load(SCRIPT)
         return await self.client.evalsha(SHA, len(keys), *keys, *args)
+
+    async def close(self) -> None:
+        """Give the parked connections back to their pool."""
+        if self._caller is not None:
+            await self._caller.close()

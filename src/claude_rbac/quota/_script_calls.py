@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from .. import _forksafe as forksafe
 
-__all__ = ["ScriptCaller", "pack"]
+__all__ = ["AsyncScriptCaller", "ScriptCaller", "pack"]
 
 PARKED: Final = 4
 """Connections kept between calls, at most: more concurrent calls take theirs from the pool and give them back."""
@@ -36,25 +36,31 @@ def pack(parts: Sequence[str | int]) -> bytes:
     return b"".join(chunks)
 
 
+def _usable(client: Any) -> bool:
+    """Whether ``client`` is a single-node or sentinel redis-py client with a pool of plain connections."""
+    return getattr(client, "connection", None) is None and callable(
+        getattr(getattr(client, "connection_pool", None), "get_connection", None)
+    )
+
+
+def _get_args(pool: Any) -> tuple[str, ...]:
+    """redis-py before 5.3 requires a command name to hand out a connection; later ones warn that it is deprecated."""
+    named = inspect.signature(pool.get_connection).parameters.get("command_name")
+    return ("EVALSHA",) if named is not None and named.default is named.empty else ()
+
+
 class ScriptCaller:
     """Sends packed commands to a redis-py client's server on parked pool connections (sync)."""
 
+    usable = staticmethod(_usable)
+
     def __init__(self, client: Any) -> None:
         self._pool = client.connection_pool
-        named = inspect.signature(self._pool.get_connection).parameters.get("command_name")
-        self._get_args: tuple[str, ...] = ("EVALSHA",) if named is not None and named.default is named.empty else ()
-        """redis-py before 5.3 requires a command name here; later ones warn that it is deprecated."""
+        self._get_args = _get_args(self._pool)
         self._parked: list[Any] = []
         self._lock = threading.Lock()
         """Taken only around a fork (see ``_forksafe``): the list itself is changed by atomic pops and appends."""
         forksafe.register(self)
-
-    @staticmethod
-    def usable(client: Any) -> bool:
-        """Whether ``client`` is a single-node or sentinel redis-py client with a pool of plain connections."""
-        return getattr(client, "connection", None) is None and callable(
-            getattr(getattr(client, "connection_pool", None), "get_connection", None)
-        )
 
     def call(self, command: bytes) -> Any:
         """Send ``command`` and read its reply (a ``ResponseError`` reply is raised, as redis-py does)."""
@@ -97,3 +103,45 @@ class ScriptCaller:
     def _after_fork_in_child(self) -> None:
         # The parent's sockets: never written to from here (the pool, on its side, resets after a fork too).
         self._parked = []
+
+
+class AsyncScriptCaller:
+    """The same for a ``redis.asyncio`` client, within one event loop (the quota keeps one per loop)."""
+
+    usable = staticmethod(_usable)
+
+    def __init__(self, client: Any) -> None:
+        self._pool = client.connection_pool
+        self._get_args = _get_args(self._pool)
+        self._parked: list[Any] = []
+
+    async def call(self, command: bytes) -> Any:
+        connection = await self._take()
+        try:
+            await connection.send_packed_command((command,), check_health=False)
+            reply = await connection.read_response()
+        except BaseException:
+            await self._pool.release(connection)
+            raise
+        if len(self._parked) < PARKED:
+            self._parked.append(connection)
+        else:
+            await self._pool.release(connection)
+        return reply
+
+    async def _take(self) -> Any:
+        if not self._parked:
+            return await self._pool.get_connection(*self._get_args)
+        connection = self._parked.pop()
+        # redis-py 8 renamed the check (the old name warns); earlier versions have only the old one.
+        can_read = getattr(connection, "can_read", None) or connection.can_read_destructive
+        try:
+            if await can_read():  # data left over, or closed by the server
+                await connection.disconnect()
+        except Exception:
+            await connection.disconnect()
+        return connection
+
+    async def close(self) -> None:
+        while self._parked:
+            await self._pool.release(self._parked.pop())
