@@ -2,7 +2,8 @@
 
 A cache miss clones a private template instead of running ``with_options()``'s constructor (issue #19). The
 clone must be what ``with_options()`` would give: the same instance state, its own governor last in the
-middleware and in the prebuilt chain, resources bound to itself, and no mutable option shared with another client.
+middleware and in the prebuilt chain, resources bound to its own state, and no mutable option shared with another
+client.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ def test_a_clone_has_the_state_of_a_full_derivation(fake_claude: FakeClaude, asy
         assert [type(m).__name__ for m in uma.middleware] == ["Governor"]
         assert uma.middleware[-1].binding.principal == UMA and abe.middleware[-1].binding.principal == ABE
         assert uma._middleware_chain is not abe._middleware_chain
-        assert uma.messages._client is uma and abe.messages._client is abe
+        # Resources are bound to the client's engine, which has the client's state (its own __dict__): uma's
+        # governor, not abe's nor the template's (see enforcement/_acyclic.py).
+        assert vars(uma.messages._client) is vars(uma) and vars(abe.messages._client) is vars(abe)
+        assert uma.messages._client.middleware[-1].binding.principal == UMA
         for name, value in vars(uma).items():
             if isinstance(value, dict) and value:
                 assert vars(abe)[name] is not value, name  # a mutable option is never shared

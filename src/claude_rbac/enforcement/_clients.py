@@ -17,7 +17,7 @@ import ssl
 import threading
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Any, Final, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 
 import anthropic
 import httpx2
@@ -27,6 +27,7 @@ from opentelemetry import trace
 from .._loops import Opened, PerLoop
 from ..errors import error_for
 from ..policy import BETA_HEADER, ORG_IDS_HEADER, WORKSPACE_HEADER, Principal, Scope, redact
+from ._acyclic import build_chain, lazy_resource, resource_names
 from ._attempt import Binding
 from ._enforcer import Enforcer
 from ._governor import Governor
@@ -102,7 +103,20 @@ def _governed_options(middleware: Sequence[MiddlewareInput], kwargs: dict[str, A
 
 
 class GovernedAnthropic(anthropic.Anthropic):
-    """A genuine ``anthropic.Anthropic`` whose ``with_options()``/``copy()`` keep its governor and host."""
+    """A genuine ``anthropic.Anthropic`` whose ``with_options()``/``copy()`` keep its governor and host.
+
+    Freed by reference counting when dropped (no cycle waits for the collector): see :mod:`._acyclic`.
+    """
+
+    __slots__ = ("_engine", *resource_names(anthropic.Anthropic))
+
+    if not TYPE_CHECKING:  # to a type checker, the resources are the SDK's attributes, and nothing else is
+
+        def __getattr__(self, name: str) -> Any:
+            return lazy_resource(self, name, anthropic.Anthropic)
+
+    def _build_middleware_chain(self, call: Any = None) -> Any:
+        return build_chain(self, anthropic.Anthropic._build_middleware_chain, call)
 
     @property
     def user_agent(self) -> str:
@@ -115,7 +129,20 @@ class GovernedAnthropic(anthropic.Anthropic):
 
 
 class GovernedAsyncAnthropic(anthropic.AsyncAnthropic):
-    """A genuine ``anthropic.AsyncAnthropic`` whose ``with_options()``/``copy()`` keep its governor and host."""
+    """A genuine ``anthropic.AsyncAnthropic`` whose ``with_options()``/``copy()`` keep its governor and host.
+
+    Freed by reference counting when dropped (no cycle waits for the collector): see :mod:`._acyclic`.
+    """
+
+    __slots__ = ("_engine", *resource_names(anthropic.AsyncAnthropic))
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:
+            return lazy_resource(self, name, anthropic.AsyncAnthropic)
+
+    def _build_middleware_chain(self, call: Any = None) -> Any:
+        return build_chain(self, anthropic.AsyncAnthropic._build_middleware_chain, call)
 
     @property
     def user_agent(self) -> str:

@@ -26,7 +26,6 @@ from typing import Any, Final, NoReturn
 
 from anthropic import APIRequest, APIResponse, AsyncAPIResponse, AsyncCallNext, CallNext, Middleware, NotGiven, omit
 from opentelemetry import trace
-from opentelemetry.util.types import AttributeValue
 
 from .. import audit
 from ..errors import UNAVAILABLE, error_for
@@ -38,7 +37,7 @@ from ..policy import (
     batch_id_of,
     plan_call,
 )
-from ._attempt import Attempt, Binding
+from ._attempt import Attempt, Binding, Describer
 from ._audit import Auditor
 from ._batch_spend import akeep_hold, awatch_results, keep_hold, watch_results
 from ._enforcer import Enforcer, Generation
@@ -50,7 +49,6 @@ from ._usage import AsyncUsageStream, Usage, UsageStream, no_usage, parsed_usage
 __all__ = ["REFUSED_IN_ANY_MODE", "Binding", "Governor"]
 
 log = logging.getLogger("claude_rbac")
-_MEMO_SIZE = 256
 REFUSED_IN_ANY_MODE: Final = frozenset(
     {"invalid_request", "key_revoked", "tenant_restriction_violation", "host_not_allowed"}
 )
@@ -65,9 +63,11 @@ class Governor(Middleware):
         self._enforcer = enforcer
         self._binding = binding
         self._default_base_url = default_base_url.rstrip("/")
+        # The limiter records refusals with the decision's attributes too. It gets the describer's bound method,
+        # not one of the governor's: one of those would be a cycle (governor, limiter, method, governor), and a
+        # governed client dropped with its governor is then freed only by the garbage collector.
+        self._attributes = Describer(enforcer, binding).attributes
         self._limiter = Limiter(enforcer, binding, self._attributes)
-        # A client makes the same decisions over and over: memoised attributes, bounded, never a prompt.
-        self._attribute_memo: dict[tuple[Any, ...], dict[str, AttributeValue]] = {}
 
     def __repr__(self) -> str:
         return f"<Governor principal={self._binding.principal!r} scope={self._binding.scope.name!r}>"
@@ -271,38 +271,6 @@ class Governor(Middleware):
             self._enforcer.auditor.record(decision, self._attributes(call))
         if refused:
             raise error_for(decision.reason, decision.message)
-
-    def _attributes(self, call: Attempt) -> dict[str, AttributeValue]:
-        """The decision's span attributes, built only when something records them (memoised: never a prompt)."""
-        if call.attributes is not None:
-            return call.attributes  # set by a storage failure let through
-        decision = call.plan.decision
-        generation = call.generation
-        memo_key = (
-            decision,
-            call.plan.operation,
-            call.key.key_id,
-            call.key.workspace,
-            call.enforced,
-            generation.number,
-        )
-        attributes = self._attribute_memo.get(memo_key)
-        if attributes is None:
-            attributes = self._enforcer.auditor.attributes(
-                decision,
-                self._binding.principal,
-                key_id=call.key.key_id,
-                workspace=call.key.workspace,
-                route=self._binding.route,
-                enforced=call.enforced,
-                operation=call.plan.operation,
-                revision=generation.revision,
-                stale=generation.stale,
-            )
-            if len(self._attribute_memo) >= _MEMO_SIZE:
-                self._attribute_memo.clear()
-            self._attribute_memo[memo_key] = attributes
-        return attributes
 
     def _annotate(self, call: Attempt) -> None:
         """Copy the decision onto the SDK's call span (the current span), when that span records."""
