@@ -31,6 +31,7 @@ from ._acyclic import build_chain, lazy_resource, resource_names
 from ._attempt import Binding
 from ._enforcer import Enforcer
 from ._governor import Governor
+from ._memo import ThrashAwareMemo
 
 __all__ = ["ClientFactory", "GovernedAnthropic", "GovernedAsyncAnthropic"]
 
@@ -176,13 +177,10 @@ class ClientFactory:
         self._tracer_provider = tracer_provider
         self._lock = threading.Lock()
         self._roots: dict[bool, GovernedAnthropic | GovernedAsyncAnthropic] = {}
-        self._derived: dict[tuple[Any, ...], GovernedAnthropic | GovernedAsyncAnthropic] = {}
+        self._derived: ThrashAwareMemo[tuple[Any, ...], GovernedAnthropic | GovernedAsyncAnthropic]
+        self._derived = ThrashAwareMemo(_CACHE_SIZE)
         self._templates: dict[int, tuple[Any, Any]] = {}
         """Per root (by id, the root kept alongside): a derivation never handed out, the shape clones copy."""
-        self._hits = self._misses = 0
-        self._thrashing = False
-        self._seen: dict[int, None] = {}
-        """While the cache thrashes: hashes of keys seen once (ints, which the collector does not track)."""
         # An asyncio connection belongs to the loop that opened it: inside a running loop, async clients get a
         # root whose HTTP pool is that loop's, closed when the loop shuts down (Django's async views under WSGI
         # run every request in a loop of its own). An app that brings its own http_client keeps it.
@@ -209,31 +207,14 @@ class ClientFactory:
     def get(self, principal: Principal | None, scope: Scope, route: str | None, *, asynchronous: bool) -> Any:
         loop = _running_loop() if asynchronous and self._loop_roots is not None else None
         cache_key = (principal, scope, route, asynchronous, loop)
-        derived = self._derived.get(cache_key)  # a dict read is atomic: no lock on the hot path
+        derived = self._derived.get(cache_key)  # no lock on the hot path
         if derived is not None:
-            self._hits += 1  # approximate under threads: it only steers what is cached
             return derived
         root = self._root(asynchronous) if loop is None or self._loop_roots is None else self._loop_roots.get_now()
         governor = Governor(self._enforcer, Binding(principal, scope, route), default_base_url=str(root.base_url))
         derived = self._derive(root, governor)
-        with self._lock:
-            if self._thrashing:
-                seen = hash(cache_key)
-                if seen not in self._seen:
-                    if len(self._seen) >= 4 * _CACHE_SIZE:
-                        self._seen.clear()
-                    self._seen[seen] = None
-                    return derived  # a first sighting while the cache thrashes: not kept
-            if len(self._derived) >= _CACHE_SIZE:
-                # Simpler than an LRU. A cache that served fewer hits than misses while it filled holds clients
-                # used once: each lives long enough to reach the collector's oldest generation, whose full
-                # collections then walk the whole heap (with 100,000 active users, more than the miss costs).
-                # Until the next fill, only a key seen recently is kept.
-                self._thrashing = self._hits < self._misses
-                self._hits = self._misses = 0
-                self._derived.clear()
-            self._misses += 1
-            self._derived[cache_key] = derived
+        with self._lock:  # with more active users than it holds, the cache keeps only clients seen twice
+            self._derived.put(cache_key, derived)
         return derived
 
     def _derive(self, root: Any, governor: Governor) -> Any:
@@ -276,7 +257,7 @@ class ClientFactory:
 
         async def close() -> None:
             with self._lock:
-                self._derived = {key: value for key, value in self._derived.items() if key[4] is not loop}
+                self._derived.retain(lambda key: key[4] is not loop)
                 self._templates.pop(id(root), None)
             await http.aclose()
 
@@ -297,7 +278,7 @@ class ClientFactory:
     def _drop(self, *, asynchronous: bool) -> list[Any]:
         with self._lock:
             root = self._roots.pop(asynchronous, None)
-            self._derived = {key: value for key, value in self._derived.items() if key[3] is not asynchronous}
+            self._derived.retain(lambda key: key[3] is not asynchronous)
             if root is not None:
                 self._templates.pop(id(root), None)
         return [root] if root is not None else []

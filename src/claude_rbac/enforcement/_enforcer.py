@@ -28,6 +28,7 @@ from ._audit import Auditor
 from ._batch_holds import BatchHolds
 from ._batches import BatchOwners
 from ._keys import ActiveKey, KeyRing, is_revoked
+from ._memo import ThrashAwareMemo
 from ._revocation import (
     DEFAULT_REVOCATION_TIMEOUT,
     DEFAULT_REVOCATION_TTL,
@@ -41,7 +42,13 @@ __all__ = ["Enforcer", "Generation", "OnStorageError", "RevocationSource"]
 log = logging.getLogger("claude_rbac")
 
 OnStorageError = Literal["deny", "allow"]
-_GUARD_MEMO_SIZE: Final = 4096
+GUARD_MEMO_SIZE: Final = 4096
+
+
+def _guard_memo() -> ThrashAwareMemo[tuple[Any, ...], GuardMemo]:
+    return ThrashAwareMemo(GUARD_MEMO_SIZE)
+
+
 _SERVER_SPAN_ATTRIBUTES: Final = frozenset(
     {"enduser.id", "enduser.pseudo.id", "user.roles", "claude_rbac.decision", "claude_rbac.decision.reason"}
 )
@@ -61,7 +68,7 @@ class Generation:
     allowed_org_ids: str | None
     stale: bool = False
     """A newer policy failed to load: this one stays in force, and every decision says so."""
-    guard_memo: dict[tuple[Any, ...], GuardMemo] = field(default_factory=dict)
+    guard_memo: ThrashAwareMemo[tuple[Any, ...], GuardMemo] = field(default_factory=_guard_memo)
     plan_memo: PlanMemo = field(default_factory=dict)
     """The plans of plain calls (see :func:`~claude_rbac.policy.plan_call`): this policy's only."""
 
@@ -168,7 +175,8 @@ class Enforcer:
         with self._lock:
             current = self._generation
             if not current.stale:
-                self._generation = replace(current, number=current.number + 1, stale=True, guard_memo={}, plan_memo={})
+                number, memo = current.number + 1, _guard_memo()
+                self._generation = replace(current, number=number, stale=True, guard_memo=memo, plan_memo={})
             return self._generation
 
     def fail_closed(self) -> Generation:
@@ -234,9 +242,7 @@ class Enforcer:
         memo = generation.guard_memo.get(memo_key)
         if memo is None:
             memo = self._guard_decision(generation, principal, role, route)
-            if len(generation.guard_memo) >= _GUARD_MEMO_SIZE:
-                generation.guard_memo.clear()
-            generation.guard_memo[memo_key] = memo
+            generation.guard_memo.put(memo_key, memo)
         decision, attributes, server_attributes, enforced = memo
         self.auditor.record(decision, attributes)
         server_span = trace.get_current_span()
