@@ -10,6 +10,8 @@
 * ``guard-call-memory`` / ``guard-call-redis``: the guard and a governed call, limits on memory or Redis;
 * ``plain-call`` / ``plain-call-again``: two identical plain-call routes (Flask), the A/A control of the
   governed-call matrix;
+* ``plain-call-redis``: the plain call after one Redis round trip (a redis-py ``PING``): the floor under any
+  limiter whose counters live in Redis, on the machine the matrix runs on;
 * ``governed``: the guard and a governed call, shaped by ``BENCH_STORAGE`` (``memory``/``redis``),
   ``BENCH_LIMITS`` (``rpm``, ``tokens``: RPM+TPM+budget, ``spend``: RPM+TPM+spend) and ``BENCH_USERS``
   (how many rotating users the calls are counted for).
@@ -138,6 +140,11 @@ def create_flask() -> Any:
         plain.messages.create(**ARGS)
         return "ok"
 
+    def plain_call_after_ping() -> str:
+        pinged.ping()
+        plain.messages.create(**ARGS)
+        return "ok"
+
     def governed_call() -> str:
         current_claude().messages.create(**ARGS)
         return "ok"
@@ -182,7 +189,12 @@ def create_flask() -> Any:
         return {"users": ROTATE}
 
     plain = anthropic.Anthropic(api_key=KEY, base_url="http://claude.invalid", **_options(False))
-    if VARIANT.startswith("peer"):
+    if VARIANT == "plain-call-redis":
+        import redis
+
+        pinged = redis.Redis.from_url(REDIS)
+        app.add_url_rule("/chat", "chat", plain_call_after_ping)
+    elif VARIANT.startswith("peer"):
         from flask_limiter import Limiter
         from flask_limiter.util import get_remote_address
 
