@@ -12,6 +12,8 @@
   governed-call matrix;
 * ``plain-call-redis``: the plain call after one Redis round trip (a redis-py ``PING``): the floor under any
   limiter whose counters live in Redis, on the machine the matrix runs on;
+* ``guarded-plain-call``: claude_rbac's middleware and ``requires_role("user")`` around the plain call: what
+  the route guard costs by itself, so a governed call's row can be split into the guard and the call;
 * ``governed``: the guard and a governed call, shaped by ``BENCH_STORAGE`` (``memory``/``redis``),
   ``BENCH_LIMITS`` (``rpm``, ``tokens``: RPM+TPM+budget, ``spend``: RPM+TPM+spend) and ``BENCH_USERS``
   (how many rotating users the calls are counted for).
@@ -201,6 +203,10 @@ def create_flask() -> Any:
         storage = "memory://" if VARIANT == "peer-memory" else REDIS
         limiter = Limiter(get_remote_address, app=app, storage_uri=storage, key_prefix=f"wire-{uuid.uuid4().hex[:8]}")
         app.add_url_rule("/chat", "chat", limiter.limit("100000000/minute")(ok))
+    elif VARIANT == "guarded-plain-call":
+        rbac.append(_rbac("memory://", False))
+        ClaudeRBAC(app, rbac=rbac[0], principal_loader=principal)
+        app.add_url_rule("/chat", "chat", requires_role("user")(plain_call))
     elif VARIANT.startswith("guard") or VARIANT == "governed":
         storage = REDIS if VARIANT.endswith("redis") or os.environ.get("BENCH_STORAGE") == "redis" else "memory://"
         rbac.append(_rbac(storage, False))
