@@ -1,5 +1,6 @@
-"""With no OpenTelemetry SDK set up, an allowed call builds no span attributes and starts no span of ours;
-an SDK provider set later, after the clients were built, gets every decision from then on.
+"""With no OpenTelemetry SDK set up, an allowed call builds no span attributes and starts no span of ours,
+and a call limited by requests alone does not read usage from its answer (nor scan its stream); an SDK
+provider set later, after the clients were built, gets every decision and the tokens from then on.
 
 The global providers can be set once per process, and the rest of the suite sets them, so the scenario
 runs in a fresh interpreter of its own and reports what it saw as JSON. What it counts is observed with a
@@ -33,7 +34,7 @@ SCENARIO = textwrap.dedent(
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from claude_rbac import RBAC, AccessDenied, Principal
-    from claude_rbac.enforcement import _audit
+    from claude_rbac.enforcement import _audit, _usage
     from claude_rbac.testing import FakeClaude
 
     KEY = "sk-ant-api03-nobody-records-tests-000000000000000000000000000-NOBD"
@@ -43,20 +44,27 @@ SCENARIO = textwrap.dedent(
     logging.getLogger("claude_rbac").addHandler(handler)
     logging.getLogger("claude_rbac").setLevel(logging.INFO)
 
-    built, started = [0], [0]
+    built, started, read = [0], [0], [0]
     attribute_code = _audit.Auditor.attributes.__code__
+    reading_code = (_usage.parsed_usage.__code__, _usage.SseUsage.feed.__code__)
 
     def watch(frame, event, arg):
         if event != "call":
             return
         if frame.f_code is attribute_code:
             built[0] += 1
+        elif frame.f_code in reading_code:
+            read[0] += 1
         elif frame.f_code.co_name == "start_span" and frame.f_back is not None:
             if frame.f_back.f_code.co_filename == _audit.__file__:
                 started[0] += 1
 
     def call(client, model="claude-haiku-4-5"):
         client.messages.create(model=model, max_tokens=50, messages=[{"role": "user", "content": "hi"}])
+
+    def stream(client):
+        with client.messages.stream(model="claude-haiku-4-5", max_tokens=50, messages=[{"role": "user", "content": "hi"}]) as s:
+            return s.get_final_message().usage.output_tokens
 
     seen = {}
     with FakeClaude() as fake:
@@ -67,12 +75,14 @@ SCENARIO = textwrap.dedent(
             for _ in range(4):
                 for client in clients:
                     call(client)
+            streamed = stream(clients[0])
             try:
                 call(clients[0], "claude-opus-4-7")
             except AccessDenied:
                 pass
             sys.setprofile(None)
-            seen["before"] = {"built": built[0], "started": started[0], "denials": len(denials)}
+            seen["before"] = {"built": built[0], "started": started[0], "denials": len(denials), "read": read[0]}
+            seen["streamed"] = streamed
 
             exporter = InMemorySpanExporter()
             tracer_provider = TracerProvider()
@@ -80,8 +90,11 @@ SCENARIO = textwrap.dedent(
             trace.set_tracer_provider(tracer_provider)
             reader = InMemoryMetricReader()
             metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+            sys.setprofile(watch)
             for client in clients:  # the same clients, built before any provider was set
                 call(client)
+            stream(clients[2])
+            sys.setprofile(None)
             try:
                 call(clients[1], "claude-opus-4-7")
             except AccessDenied:
@@ -104,6 +117,7 @@ SCENARIO = textwrap.dedent(
                 "tokens": sum(1 for rm in reader.get_metrics_data().resource_metrics
                               for sm in rm.scope_metrics for m in sm.metrics if m.name == "claude_rbac.tokens"),
                 "denials": len(denials),
+                "read": read[0],
             }
         seen["sent"] = fake.count()
     print(json.dumps(seen))
@@ -115,15 +129,24 @@ def test_nothing_is_built_for_nobody_and_a_provider_set_later_gets_everything() 
     done = subprocess.run([sys.executable, "-c", SCENARIO], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
-    # 12 allowed calls and one denial with nobody recording: attributes built once, for the denial's log line
-    assert seen["before"] == {"built": 1, "started": 0, "denials": 1}
+    # 12 allowed calls, one stream and one denial with nobody recording: attributes built once, for the
+    # denial's log line; the role limits requests only, so no answer's usage was read and no stream scanned
+    assert seen["before"] == {"built": 1, "started": 0, "denials": 1, "read": 0}
+    assert seen["streamed"] > 0  # the stream reached the caller whole
     after = seen["after"]
-    assert after["decisions"] == [["allow", "user-0"], ["allow", "user-1"], ["allow", "user-2"], ["deny", "user-1"]]
-    assert after["call_spans_annotated"] == 4  # the SDK's call spans carry the decision too, a denial's as well
-    assert after["points"] == [["allow", 3], ["deny", 1]]
-    assert after["tokens"] == 1
+    assert after["decisions"] == [
+        ["allow", "user-0"],
+        ["allow", "user-1"],
+        ["allow", "user-2"],
+        ["allow", "user-2"],
+        ["deny", "user-1"],
+    ]
+    assert after["call_spans_annotated"] == 5  # the SDK's call spans carry the decision too, a denial's as well
+    assert after["points"] == [["allow", 4], ["deny", 1]]
+    assert after["tokens"] == 1  # the token counter, fed once a meter records: usage is read again
+    assert after["read"] >= 4  # each call's usage, and the stream's events
     assert after["denials"] == 2
-    assert seen["sent"] == 15
+    assert seen["sent"] == 17
 
 
 def test_the_probes_answer_for_what_they_are_given() -> None:

@@ -109,9 +109,11 @@ class Governor(Middleware):
             self._settle(call, no_usage())
             return response
         if _is_sse(http.headers):
-            http.stream = UsageStream(http.stream, lambda usage: self._settle(call, usage))  # type: ignore[arg-type]
+            if self._reads_usage(call):
+                http.stream = UsageStream(http.stream, lambda usage: self._settle(call, usage))  # type: ignore[arg-type]
         elif call.plan.operation == "messages.create" and http.is_closed:
-            self._settle(call, parsed_usage(response.parse(), billed=is_priced(call)))
+            if self._reads_usage(call):
+                self._settle(call, parsed_usage(response.parse(), billed=is_priced(call)))
         elif call.plan.operation == "messages.batches.create" and (created := self._created_batch(http.read())):
             try:
                 self._enforcer.batch_owners.bind(*created)
@@ -121,6 +123,13 @@ class Governor(Middleware):
         elif call.plan.operation == "messages.batches.results" and call.plan.batch_id is not None:
             watch_results(self._enforcer, call.plan.batch_id, http)
         return response
+
+    def _reads_usage(self, call: Attempt) -> bool:
+        """Whether the answer's usage is wanted: to settle what the call holds in token or dollar buckets (a
+        priced call holds dollars), or for the token counter while metric points are recorded. A call limited
+        by requests alone, with no meter, skips reading it (and a stream is passed on without a scanner)."""
+        reservation = call.reservation
+        return (reservation is not None and bool(reservation.held)) or self._enforcer.auditor.points_recorded()
 
     def _settle(self, call: Attempt, usage: Usage) -> None:
         self._record_usage(call, usage)
@@ -159,9 +168,11 @@ class Governor(Middleware):
             await self._asettle(call, no_usage())
             return response
         if _is_sse(http.headers):
-            http.stream = AsyncUsageStream(http.stream, lambda usage: self._asettle(call, usage))  # type: ignore[arg-type]
+            if self._reads_usage(call):
+                http.stream = AsyncUsageStream(http.stream, lambda usage: self._asettle(call, usage))  # type: ignore[arg-type]
         elif call.plan.operation == "messages.create" and http.is_closed:
-            await self._asettle(call, parsed_usage(await response.parse(), billed=is_priced(call)))
+            if self._reads_usage(call):
+                await self._asettle(call, parsed_usage(await response.parse(), billed=is_priced(call)))
         elif call.plan.operation == "messages.batches.create" and (created := self._created_batch(await http.aread())):
             try:
                 await self._enforcer.batch_owners.abind(*created)

@@ -159,7 +159,7 @@ class Limiter:
 
     def settle(self, reservation: Reservation | None, usage: Usage, micro_usd: int | None = None) -> None:
         """Settle the tokens, and the dollars at ``micro_usd`` (``None``: unknown, the reservation stands)."""
-        if reservation is None:
+        if reservation is None or not reservation.held:  # requests are counted up front: nothing to settle
             return
         try:
             self._enforcer.quota.settle(reservation, _used(reservation, usage, micro_usd))
@@ -167,7 +167,7 @@ class Limiter:
             log.warning("claude_rbac: could not settle token usage: the limits storage failed")
 
     async def asettle(self, reservation: Reservation | None, usage: Usage, micro_usd: int | None = None) -> None:
-        if reservation is None:
+        if reservation is None or not reservation.held:
             return
         try:
             await self._enforcer.quota.asettle(reservation, _used(reservation, usage, micro_usd))
