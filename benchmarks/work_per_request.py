@@ -15,7 +15,10 @@ import argparse
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+
+from tests.support.redis import delete_prefix
 
 CASES = [
     ("plain-call", "memory", "rpm", 1_000),
@@ -63,6 +66,7 @@ print(pstats.Stats(profile).total_calls / n, *(count * 1000 / n for count in run
 
 
 def measure(root: Path, variant: str, storage: str, limits: str, users: int) -> tuple[float, ...]:
+    prefix = f"work-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
         "BENCH_FRAMEWORK": "flask",
@@ -70,10 +74,19 @@ def measure(root: Path, variant: str, storage: str, limits: str, users: int) -> 
         "BENCH_STORAGE": storage,
         "BENCH_LIMITS": limits,
         "BENCH_USERS": str(users),
+        "BENCH_KEY_PREFIX": prefix,
     }
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(root), str(REQUESTS)], env=env, capture_output=True, text=True, check=True
-    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(root), str(REQUESTS)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        if storage == "redis":  # the day budgets' keys would otherwise stay for a day
+            delete_prefix(os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0"), prefix)
     return tuple(float(value) for value in out.stdout.split())
 
 
