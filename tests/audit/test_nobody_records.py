@@ -63,7 +63,8 @@ SCENARIO = textwrap.dedent(
         client.messages.create(model=model, max_tokens=50, messages=[{"role": "user", "content": "hi"}])
 
     def stream(client):
-        with client.messages.stream(model="claude-haiku-4-5", max_tokens=50, messages=[{"role": "user", "content": "hi"}]) as s:
+        asked = {"model": "claude-haiku-4-5", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+        with client.messages.stream(**asked) as s:
             return s.get_final_message().usage.output_tokens
 
     seen = {}
