@@ -42,11 +42,11 @@ __all__ = ["Enforcer", "Generation", "OnStorageError", "RevocationSource"]
 log = logging.getLogger("claude_rbac")
 
 OnStorageError = Literal["deny", "allow"]
-GUARD_MEMO_SIZE: Final = 4096
+_GUARD_MEMO_SIZE: Final = 4096
 
 
 def _guard_memo() -> ThrashAwareMemo[tuple[Any, ...], GuardMemo]:
-    return ThrashAwareMemo(GUARD_MEMO_SIZE)
+    return ThrashAwareMemo(_GUARD_MEMO_SIZE)
 
 
 _SERVER_SPAN_ATTRIBUTES: Final = frozenset(

@@ -62,6 +62,3 @@ class ThrashAwareMemo(Generic[K, V]):
     def retain(self, keep: Callable[[K], bool]) -> None:
         """Drop the entries whose key ``keep`` refuses."""
         self._entries = {key: value for key, value in self._entries.items() if keep(key)}
-
-    def clear(self) -> None:
-        self._entries = {}
