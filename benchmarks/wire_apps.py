@@ -142,11 +142,6 @@ def create_flask() -> Any:
         plain.messages.create(**ARGS)
         return "ok"
 
-    def plain_call_after_ping() -> str:
-        pinged.ping()
-        plain.messages.create(**ARGS)
-        return "ok"
-
     def governed_call() -> str:
         current_claude().messages.create(**ARGS)
         return "ok"
@@ -195,6 +190,11 @@ def create_flask() -> Any:
         import redis
 
         pinged = redis.Redis.from_url(REDIS)
+
+        def plain_call_after_ping() -> str:
+            pinged.ping()
+            return plain_call()
+
         app.add_url_rule("/chat", "chat", plain_call_after_ping)
     elif VARIANT.startswith("peer"):
         from flask_limiter import Limiter
@@ -203,15 +203,14 @@ def create_flask() -> Any:
         storage = "memory://" if VARIANT == "peer-memory" else REDIS
         limiter = Limiter(get_remote_address, app=app, storage_uri=storage, key_prefix=f"wire-{uuid.uuid4().hex[:8]}")
         app.add_url_rule("/chat", "chat", limiter.limit("100000000/minute")(ok))
-    elif VARIANT == "guarded-plain-call":
-        rbac.append(_rbac("memory://", False))
-        ClaudeRBAC(app, rbac=rbac[0], principal_loader=principal)
-        app.add_url_rule("/chat", "chat", requires_role("user")(plain_call))
     elif VARIANT.startswith("guard") or VARIANT == "governed":
         storage = REDIS if VARIANT.endswith("redis") or os.environ.get("BENCH_STORAGE") == "redis" else "memory://"
         rbac.append(_rbac(storage, False))
         ClaudeRBAC(app, rbac=rbac[0], principal_loader=principal)
-        view = governed_call if "call" in VARIANT or VARIANT == "governed" else ok
+        if VARIANT == "guarded-plain-call":
+            view = plain_call
+        else:
+            view = governed_call if "call" in VARIANT or VARIANT == "governed" else ok
         app.add_url_rule("/chat", "chat", requires_role("user")(view))
     else:
         app.add_url_rule(
