@@ -14,6 +14,9 @@ Two parts, each with every variant of ``benchmarks/wire_apps.py`` served at once
 * **Guards and their peers**: requests/s of a bare route, Flask-Limiter/slowapi and claude_rbac's guard (and,
   for Starlette, the calls too).
 
+With ``taskset`` and two cores or more, the servers run on CPU 1 and wrk on CPU 0: a worker that the
+scheduler moves between cores, or that shares one with its load, reads tens of µs noisier per request.
+
 Needs ``wrk`` (Debian's package; ``make bench`` installs it when it can); without it a small Python load
 generator stands in (its requests/s are the client's, not the server's; the CPU per request is still right).
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import os
 import re
 import shutil
 import statistics
@@ -60,6 +64,12 @@ LABELS = {
 }
 LIMIT_LABELS = {"rpm": "RPM", "tokens": "RPM+TPM+budget", "spend": "RPM+TPM+spend"}
 USER_COUNTS = (1_000, 100_000)
+PINNED = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+"""Servers on CPU 1, the load on CPU 0 (see the module's docstring)."""
+
+
+def _on(cpu: int, argv: list[str]) -> list[str]:
+    return ["taskset", "-c", str(cpu), *argv] if PINNED else argv
 
 
 def _argv(framework: str, port: int) -> list[str]:
@@ -99,7 +109,7 @@ def serving(framework: str, envs: dict[str, dict[str, str]]) -> Iterator[dict[st
         for name, own in envs.items():
             port = free_port()
             env = {"BENCH_FRAMEWORK": framework, **own}
-            urls[name] = stack.enter_context(server(_argv(framework, port), port, env, ready_path="/chat"))
+            urls[name] = stack.enter_context(server(_on(1, _argv(framework, port)), port, env, ready_path="/chat"))
         yield urls
 
 
@@ -114,7 +124,7 @@ def _cookie(url: str) -> str:
 
 def wrk(url: str, cookie: str, seconds: float, connections: int = CONNECTIONS) -> float:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-H", f"Cookie: {cookie}", f"{url}/chat"],
+        _on(0, ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-H", f"Cookie: {cookie}", f"{url}/chat"]),
         capture_output=True,
         text=True,
         check=True,
@@ -162,7 +172,8 @@ def load(url: str, cookie: str, seconds: float) -> float:
 
 
 def load_name() -> str:
-    return f"wrk -t1 -c{CONNECTIONS}" if shutil.which("wrk") else "a Python load generator (4 connections; wrk absent)"
+    name = f"wrk -t1 -c{CONNECTIONS}" if shutil.which("wrk") else "a Python load generator (4 connections; wrk absent)"
+    return f"{name}, servers on CPU 1 and wrk on CPU 0" if PINNED else name
 
 
 # -- the governed call matrix --------------------------------------------------------------------------
