@@ -93,6 +93,25 @@ def _rbac(storage: str, asynchronous: bool) -> Any:
     )
 
 
+def prefill(rbac: Any, users: int) -> int:
+    """Give each of ``users`` users (``uma-0``...) a live window, as a call counts it: then all of them are
+    active users of the storage, as they are of one serving that many people."""
+    quota, role = rbac.quota, rbac.policy.role("user")
+    for n in range(users):
+        buckets = quota.buckets(
+            role="user",
+            principal_id=f"uma-{n}",
+            rpm=role.rpm,
+            scope_name="",
+            tpm=role.tpm,
+            budget_day=role.budget.day,
+            budget_month=role.budget.month,
+            tokens=1,
+        )
+        quota.acquire(buckets)
+    return users
+
+
 class Counted:
     """The WSGI app, counting the requests the worker served (read by ``GET /_cpu``)."""
 
@@ -166,24 +185,8 @@ def create_flask() -> Any:
         }
 
     @app.post("/_prefill")
-    def prefill() -> dict[str, Any]:
-        """Every user's window holds an entry: the storage has ROTATE active users (what a governed call takes)."""
-        if not rbac:
-            return {"users": 0}
-        quota, role = rbac[0].quota, rbac[0].policy.role("user")
-        for n in range(ROTATE):
-            buckets = quota.buckets(
-                role="user",
-                principal_id=f"uma-{n}",
-                rpm=role.rpm,
-                scope_name="",
-                tpm=role.tpm,
-                budget_day=role.budget.day,
-                budget_month=role.budget.month,
-                tokens=1,
-            )
-            quota.acquire(buckets)
-        return {"users": ROTATE}
+    def prefill_users() -> dict[str, Any]:
+        return {"users": prefill(rbac[0], ROTATE) if rbac else 0}
 
     plain = anthropic.Anthropic(api_key=KEY, base_url="http://claude.invalid", **_options(False))
     if VARIANT == "plain-call-redis":
