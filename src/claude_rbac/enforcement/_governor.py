@@ -108,12 +108,14 @@ class Governor(Middleware):
             self._upstream_error(http.status_code, http.read() if http.status_code == 403 else b"")
             self._settle(call, no_usage())
             return response
+        reads_usage = self._reads_usage(call)
+        if call.plan.operation == "messages.create" and not reads_usage:
+            return response  # streamed or not, nothing in the answer is wanted
         if _is_sse(http.headers):
-            if self._reads_usage(call):
+            if reads_usage:
                 http.stream = UsageStream(http.stream, lambda usage: self._settle(call, usage))  # type: ignore[arg-type]
         elif call.plan.operation == "messages.create" and http.is_closed:
-            if self._reads_usage(call):
-                self._settle(call, parsed_usage(response.parse(), billed=is_priced(call)))
+            self._settle(call, parsed_usage(response.parse(), billed=is_priced(call)))
         elif call.plan.operation == "messages.batches.create" and (created := self._created_batch(http.read())):
             try:
                 self._enforcer.batch_owners.bind(*created)
@@ -167,12 +169,14 @@ class Governor(Middleware):
             self._upstream_error(http.status_code, await http.aread() if http.status_code == 403 else b"")
             await self._asettle(call, no_usage())
             return response
+        reads_usage = self._reads_usage(call)
+        if call.plan.operation == "messages.create" and not reads_usage:
+            return response  # streamed or not, nothing in the answer is wanted
         if _is_sse(http.headers):
-            if self._reads_usage(call):
+            if reads_usage:
                 http.stream = AsyncUsageStream(http.stream, lambda usage: self._asettle(call, usage))  # type: ignore[arg-type]
         elif call.plan.operation == "messages.create" and http.is_closed:
-            if self._reads_usage(call):
-                await self._asettle(call, parsed_usage(await response.parse(), billed=is_priced(call)))
+            await self._asettle(call, parsed_usage(await response.parse(), billed=is_priced(call)))
         elif call.plan.operation == "messages.batches.create" and (created := self._created_batch(await http.aread())):
             try:
                 await self._enforcer.batch_owners.abind(*created)
