@@ -9,8 +9,12 @@ Two parts, each with every variant of ``benchmarks/wire_apps.py`` served at once
   the policy has it) RPM+TPM+spend, on memory and on Redis. Beside requests/s, the CPU per request measured
   inside the worker (``time.process_time()`` deltas, every thread of the process included, over the requests
   the worker counted) and the context switches of the worker's other threads per request (a thread woken per
-  call shows there). Before each round of a 100,000-user case every user gets a live window
-  (``POST /_prefill``, untimed), so they are all active users of the storage while it runs.
+  call shows there). Each case is measured against the plain-call route of its user count in rounds of
+  short bursts, ``plain, case, case, plain``: on a shared VM the CPU a worker spends per request drifts
+  over seconds by more than the tens of µs the targets are about, and bursts a second apart see the same
+  drift. Its ratio and added CPU are the medians of the rounds' own. Before the rounds of a 100,000-user
+  case every user gets a live window (``POST /_prefill``, untimed), so they are all active users of the
+  storage while it runs (the rounds end within the minute the windows last).
 * **Guards and their peers**: requests/s of a bare route, Flask-Limiter/slowapi and claude_rbac's guard (and,
   for Starlette, the calls too).
 
@@ -198,6 +202,20 @@ class Sample:
     rps: list[float] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)
     switches: list[float] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)
+    """Per round: requests/s against the plain call's in the same round."""
+    added_us: list[float] = field(default_factory=list)
+    """Per round: CPU per request minus the plain call's in the same round."""
+
+
+@dataclass(frozen=True)
+class Burst:
+    """One load run against one route: what the worker counted."""
+
+    rps: float
+    cpu: float
+    served: int
+    switches: float
 
 
 @dataclass
@@ -221,12 +239,21 @@ class Matrix:
         return f"plain-{users}"
 
     def ratio(self, name: str) -> float:
-        case = next(c for c in self.cases if c.name == name)
-        return self.rps(name) / self.rps(self.control(case.users))
+        """Requests/s against the plain call's: the median of the rounds' ratios."""
+        ratios = self.samples[name].ratios
+        return statistics.median(ratios) if ratios else 1.0
 
     def added_cpu(self, name: str) -> float:
-        case = next(c for c in self.cases if c.name == name)
-        return self.cpu(name) - self.cpu(self.control(case.users))
+        """CPU per request over the plain call's: the median of the rounds' differences."""
+        added = self.samples[name].added_us
+        return statistics.median(added) if added else 0.0
+
+    def added_quartiles(self, name: str) -> tuple[float, float]:
+        added = self.samples[name].added_us
+        if len(added) < 2:
+            return (self.added_cpu(name),) * 2
+        low, _, high = statistics.quantiles(added, n=4)
+        return low, high
 
     def find(self, storage: str, limits: str, users: int) -> str | None:
         for case in self.cases:
@@ -278,20 +305,38 @@ def _counters(url: str) -> dict[str, float]:
     return dict(httpx.get(f"{url}/_cpu", timeout=30).json())
 
 
-def _run_case(case: Case, url: str, cookie: str, seconds: float, sample: Sample) -> None:
-    if case.governed and case.users > 1_000:  # every user active: their windows refreshed before the run
-        httpx.post(f"{url}/_prefill", timeout=600).raise_for_status()
+def _burst(url: str, cookie: str, seconds: float) -> Burst:
     before = _counters(url)
     rps = load(url, cookie, seconds)
     after = _counters(url)
-    served = after["served"] - before["served"] - 1  # the /_cpu read itself is counted once
-    sample.rps.append(rps)
-    sample.cpu_us.append((after["cpu"] - before["cpu"]) / served * 1e6)
-    sample.switches.append((after["switches"] - before["switches"]) / served)
+    served = int(after["served"] - before["served"]) - 1  # the /_cpu read itself is counted once
+    return Burst(rps, after["cpu"] - before["cpu"], served, after["switches"] - before["switches"])
 
 
-def measure_matrix(rounds: int = 3, seconds: float = 5.0, user_counts: Sequence[int] = USER_COUNTS) -> Matrix:
-    """Each user count on its own: its controls and governed cases served together, interleaved over rounds."""
+def _paired(
+    plain: tuple[str, str], case: tuple[str, str], rounds: int, seconds: float, base: Sample, sample: Sample
+) -> None:
+    """``rounds`` rounds of ``plain, case, case, plain`` bursts (url, cookie each); each round's ratio and
+    added CPU come from its own four bursts."""
+    for _ in range(rounds):
+        bursts: dict[int, list[Burst]] = {0: [], 1: []}
+        for which in (0, 1, 1, 0):
+            bursts[which].append(_burst(*(plain, case)[which], seconds))
+        rps, cpu = {}, {}
+        for which, target in ((0, base), (1, sample)):
+            runs = bursts[which]
+            served = sum(run.served for run in runs)
+            rps[which] = statistics.mean(run.rps for run in runs)
+            cpu[which] = sum(run.cpu for run in runs) / served * 1e6
+            target.rps.append(rps[which])
+            target.cpu_us.append(cpu[which])
+            target.switches.append(sum(run.switches for run in runs) / served)
+        sample.ratios.append(rps[1] / rps[0])
+        sample.added_us.append(cpu[1] - cpu[0])
+
+
+def measure_matrix(rounds: int = 8, seconds: float = 1.0, user_counts: Sequence[int] = USER_COUNTS) -> Matrix:
+    """Each user count on its own: its routes served together, each case paired with the plain call."""
     spend = spend_policy_known()
     notes = [] if spend else ["RPM+TPM+spend: skipped, the policy has no `spend` key yet."]
     prefix = f"wire-{uuid.uuid4().hex[:8]}"
@@ -308,9 +353,15 @@ def measure_matrix(rounds: int = 3, seconds: float = 5.0, user_counts: Sequence[
                     assert httpx.get(f"{url}/chat", headers={"Cookie": cookies[case.name]}).status_code == 200
                     load(url, cookies[case.name], 1)
                     samples[case.name] = Sample()
-                for _ in range(rounds):
-                    for case in group:
-                        _run_case(case, urls[case.name], cookies[case.name], seconds, samples[case.name])
+                control = group[0]
+                plain = (urls[control.name], cookies[control.name])
+                for case in group[1:]:
+                    url = urls[case.name]
+                    if case.governed and case.users > 1_000:  # every user active: a live window each
+                        httpx.post(f"{url}/_prefill", timeout=600).raise_for_status()
+                    _paired(
+                        plain, (url, cookies[case.name]), rounds, seconds, samples[control.name], samples[case.name]
+                    )
     finally:
         with contextlib.suppress(Exception):
             delete_prefix(REDIS, prefix)
@@ -320,16 +371,17 @@ def measure_matrix(rounds: int = 3, seconds: float = 5.0, user_counts: Sequence[
 def matrix_table(matrix: Matrix) -> str:
     lines = [
         "| route | users | requests/s median | min | max | vs plain call | CPU µs/request | added CPU µs "
-        "| other threads' switches/request |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| its quartiles | other threads' switches/request |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for case in matrix.cases:
         sample = matrix.samples[case.name]
         rps = matrix.rps(case.name)
+        low, high = matrix.added_quartiles(case.name)
         lines.append(
             f"| {case.label} | {case.users:,} | {rps:,.0f} | {min(sample.rps):,.0f} | {max(sample.rps):,.0f} "
             f"| {matrix.ratio(case.name):.2f}x | {matrix.cpu(case.name):,.0f} | {matrix.added_cpu(case.name):+,.0f} "
-            f"| {matrix.switches(case.name):.2f} |"
+            f"| {low:+,.0f}..{high:+,.0f} | {matrix.switches(case.name):.2f} |"
         )
     return "\n\n".join(["\n".join(lines), *matrix.notes])
 
@@ -363,15 +415,17 @@ def measure(framework: str, rounds: int = 3, seconds: float = 3, variants: Seque
 
 def main(quick: bool = False) -> tuple[str, Matrix]:
     """The markdown of every over-the-wire table, and the matrix (for the targets)."""
-    rounds, seconds = (1, 2.0) if quick else (3, 5.0)
+    rounds, seconds = (2, 1.0) if quick else (8, 1.0)
     matrix = measure_matrix(rounds, seconds)
     guard_rounds, guard_seconds = (1, 1.0) if quick else (3, 3.0)
     text = "\n\n".join(
         [
             f"### The governed call, Flask under gunicorn (1 sync worker), {load_name()}, "
-            f"{rounds} x {seconds:g} s per case",
+            f"{rounds} rounds of plain, case, case, plain, {seconds:g} s each",
             "Claude answers in-process. CPU is the worker's own (`time.process_time()`, all its threads) per request "
-            "it served; the A/A row is a second plain-call route, identical to the first: the noise band.",
+            "it served. Each case's ratio and added CPU are the medians of its rounds', each round against the "
+            "plain call's bursts around it (the plain row gathers them all); the A/A row is a second plain-call "
+            "route, identical to the first: the noise band.",
             matrix_table(matrix),
             f"### gunicorn (1 sync worker), Flask: requests/s with {load_name()}",
             measure("flask", guard_rounds, guard_seconds, FLASK_GUARDS),
@@ -388,6 +442,6 @@ if __name__ == "__main__":
     parser.add_argument("--matrix", action="store_true", help="the governed call matrix only")
     args = parser.parse_args()
     if args.matrix:
-        print(matrix_table(measure_matrix(*((1, 2.0) if args.quick else (3, 5.0)))))
+        print(matrix_table(measure_matrix(*((2, 1.0) if args.quick else (8, 1.0)))))
     else:
         print(main(args.quick)[0])
