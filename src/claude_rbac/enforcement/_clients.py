@@ -210,17 +210,19 @@ class ClientFactory:
             return derived
         root = self._root(asynchronous) if loop is None or self._loop_roots is None else self._loop_roots.get_now()
         entry = self._templates.get(id(root))
-        base_url = entry.base_url if entry is not None and entry.root is root else str(root.base_url)
+        if entry is not None and entry.root is not root:
+            entry = None  # a dead root's, under a reused id
+        base_url = entry.base_url if entry is not None else str(root.base_url)
         governor = Governor(self._enforcer, Binding(principal, scope, route), default_base_url=base_url)
-        derived = self._derive(root, governor)
+        derived = self._derive(root, entry, governor)
         with self._lock:  # with more active users than it holds, the cache keeps only clients seen twice
             self._derived.put(cache_key, derived)
         return derived
 
-    def _derive(self, root: Any, governor: Governor) -> Any:
-        """``root.with_options(middleware=[*root.middleware, governor])``, by cloning a template derivation."""
-        entry = self._templates.get(id(root))
-        if entry is None or entry.root is not root:
+    def _derive(self, root: Any, entry: _Template | None, governor: Governor) -> Any:
+        """``root.with_options(middleware=[*root.middleware, governor])``, by cloning ``root``'s template derivation
+        (``entry``; made here, from this governor, when the root has none yet)."""
+        if entry is None:
             template = root.with_options(middleware=[*root.middleware, governor])
             if not _clonable(template, governor):
                 return template  # an SDK whose clients are laid out otherwise: the full constructor, always
