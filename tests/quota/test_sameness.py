@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import redis as redis_lib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -131,3 +132,35 @@ def test_a_sequence_across_every_boundary(redis: str) -> None:
     assert on_memory[3][0] == "rate_limited"
     assert on_memory[5][:2] == ("rate_limited", "Too many tokens per minute; retry later.")
     assert on_memory[7][0] == "token_budget_exceeded"
+
+
+def _leftovers(redis_url: str, prefix: str) -> list[str]:
+    """Keys under ``prefix`` that break the script's housekeeping: one with no expiry (it would never go), a
+    counter at or below zero (a give-back deletes the counter it empties), a moving window longer than any limit."""
+    client = redis_lib.Redis.from_url(redis_url)
+    wrong = []
+    for key in client.scan_iter(match=f"*{prefix}*", count=1000):
+        kind = client.type(key)
+        if client.ttl(key) < 0:
+            wrong.append(f"{key!r}: no expiry")
+        if kind == b"string" and int(client.get(key) or 0) <= 0:
+            wrong.append(f"{key!r}: counter {client.get(key)!r}")
+        if kind == b"list" and client.llen(key) > max(LIMITS.values()):
+            wrong.append(f"{key!r}: {client.llen(key)} entries")
+    return wrong
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=STEPS)
+def test_every_key_the_script_leaves_expires(redis: str, steps: list[tuple[Any, ...]]) -> None:
+    """Whatever the sequence, the buckets' keys left in Redis each carry an expiry and count something."""
+    prefix = f"claude_rbac_test_{uuid.uuid4().hex[:12]}"
+    clock = Clock()
+    quota = Quota(redis, key_prefix=prefix, clock=clock, settle_within=3600)
+    try:
+        play(quota, clock, steps)
+        quota.flush()
+        assert _leftovers(redis, prefix) == []
+    finally:
+        quota.close()
+        delete_prefix(redis, prefix)
