@@ -50,7 +50,10 @@ def estimate_input_tokens(body: Mapping[str, Any]) -> int:
         return value
 
     prompt = {key: body.get(key) for key in ("system", "messages", "tools", "tool_choice") if key in body}
-    size = len(json.dumps(strip(prompt), ensure_ascii=False, default=str).encode("utf-8"))
+    text = json.dumps(prompt, ensure_ascii=False, default=str)
+    if '"image"' in text:  # only then can a block be an image (the common prompt is dumped once, not copied first)
+        text = json.dumps(strip(prompt), ensure_ascii=False, default=str)
+    size = len(text) if text.isascii() else len(text.encode("utf-8"))
     return math.ceil(size / 3) + images * IMAGE_TOKENS
 
 
