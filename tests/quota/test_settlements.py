@@ -183,3 +183,28 @@ def test_a_take_that_lost_the_race_is_not_counted_in_flight() -> None:
     assert queue.flush(5)
     assert time.monotonic() - started < 1
     queue.close(1)
+
+
+def test_flush_waits_for_a_send_another_call_carries() -> None:
+    # An admission took the queue to its round trip; flush() returns once that trip lands (the landing wakes
+    # it: done() notifies only while someone flushes), or False when it does not land in time.
+    import threading
+
+    from claude_rbac.quota._engine import Settlement
+    from claude_rbac.quota._settlements import SettlementQueue
+
+    queue = SettlementQueue(lambda items: None, max_age=60)
+    queue.put([Settlement("{g}", "{g}/k", -1)])
+    carried = queue.take()
+    assert not queue.flush(0.1)  # the trip is still in flight
+    flushed: list[bool] = []
+    waiting = threading.Thread(target=lambda: flushed.append(queue.flush(10)))
+    waiting.start()
+    time.sleep(0.1)
+    assert waiting.is_alive()
+    started = time.monotonic()
+    queue.done(carried)
+    waiting.join(5)
+    assert flushed == [True]
+    assert time.monotonic() - started < 1  # woken by the landing, not by its timeout
+    queue.close(1)

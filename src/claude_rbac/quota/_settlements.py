@@ -59,6 +59,8 @@ class SettlementQueue:
         self._due = threading.Condition(self._lock)
         """The flusher sleeps on it: notified only when the queue stops being empty while it idles."""
         self._landed = threading.Condition(self._lock)
+        self._flushing = 0
+        """Callers of :meth:`flush` waiting on ``_landed``: with none, a send that lands notifies nobody."""
         self._items: list[Settlement] = []
         self._since = 0.0
         self._in_flight = 0
@@ -125,7 +127,7 @@ class SettlementQueue:
                 if kept and not self._items:
                     self._since = time.monotonic()
                 self._items[:0] = kept
-            if not self._in_flight:
+            if not self._in_flight and self._flushing:
                 self._landed.notify_all()
 
     # -- off the request path ----------------------------------------------------------------------------
@@ -143,11 +145,15 @@ class SettlementQueue:
             return False
         self.done(items)
         with self._lock:
-            while self._in_flight:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._landed.wait(left)
+            self._flushing += 1
+            try:
+                while self._in_flight:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._landed.wait(left)
+            finally:
+                self._flushing -= 1
             return not self._items
 
     def close(self, timeout: float = 5.0) -> bool:
