@@ -277,7 +277,12 @@ def matrix_cases(users: int, prefix: str, *, spend: bool) -> list[Case]:
     cases = [
         Case(f"plain-{users}", "plain SDK call", {"BENCH_VARIANT": "plain-call"}, users),
         Case(f"again-{users}", "plain SDK call, again (A/A)", {"BENCH_VARIANT": "plain-call-again"}, users),
-        Case(f"guarded-{users}", "guard + plain SDK call", {"BENCH_VARIANT": "guarded-plain-call"}, users),
+        Case(
+            f"guarded-{users}",
+            "guard + plain SDK call",
+            {"BENCH_VARIANT": "guarded-plain-call", "BENCH_USERS": str(users)},  # a decision per rotating user
+            users,
+        ),
         Case(
             f"ping-{users}",
             "plain SDK call + one Redis PING (the Redis floor)",
