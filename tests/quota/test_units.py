@@ -63,3 +63,25 @@ def test_spend_beyond_the_reservation_is_recorded(storage: str, key_prefix: str)
     with pytest.raises(RateLimited, match="spend limit"):
         quota.acquire(call(quota, 10, 0.01))
     quota.close()
+
+
+def test_a_bucket_at_another_cost_keeps_everything_else() -> None:
+    # with_cost spells the constructor out (it runs on every call): a field added to Bucket must be carried too.
+    import dataclasses
+
+    bucket = Bucket("spend", "calendar", "{p}/spend/day", 7, 1, unit="micro_usd", period="day", scope="pool")
+    moved = bucket.with_cost(99)
+    assert moved.cost == 99
+    assert {field.name: getattr(moved, field.name) for field in dataclasses.fields(Bucket) if field.name != "cost"} == {
+        field.name: getattr(bucket, field.name) for field in dataclasses.fields(Bucket) if field.name != "cost"
+    }
+    assert [field.name for field in dataclasses.fields(Bucket)] == [
+        "kind",
+        "strategy",
+        "key",
+        "limit",
+        "cost",
+        "unit",
+        "period",
+        "scope",
+    ]  # the order with_cost passes them in
