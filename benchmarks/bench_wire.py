@@ -68,6 +68,8 @@ LABELS = {
 }
 LIMIT_LABELS = {"rpm": "RPM", "tokens": "RPM+TPM+budget", "spend": "RPM+TPM+spend"}
 USER_COUNTS = (1_000, 100_000)
+MATRIX_ROUNDS = {False: (8, 1.0), True: (2, 1.0)}
+"""(rounds, seconds a burst) of the governed call matrix, full and ``--quick`` (wrk runs whole seconds)."""
 PINNED = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
 """Servers on CPU 1, the load on CPU 0 (see the module's docstring)."""
 
@@ -340,7 +342,7 @@ def _paired(
         sample.added_us.append(cpu[1] - cpu[0])
 
 
-def measure_matrix(rounds: int = 8, seconds: float = 1.0, user_counts: Sequence[int] = USER_COUNTS) -> Matrix:
+def measure_matrix(rounds: int, seconds: float, user_counts: Sequence[int] = USER_COUNTS) -> Matrix:
     """Each user count on its own: its routes served together, each case paired with the plain call."""
     spend = spend_policy_known()
     notes = [] if spend else ["RPM+TPM+spend: skipped, the policy has no `spend` key yet."]
@@ -420,7 +422,7 @@ def measure(framework: str, rounds: int = 3, seconds: float = 3, variants: Seque
 
 def main(quick: bool = False) -> tuple[str, Matrix]:
     """The markdown of every over-the-wire table, and the matrix (for the targets)."""
-    rounds, seconds = (2, 1.0) if quick else (8, 1.0)
+    rounds, seconds = MATRIX_ROUNDS[quick]
     matrix = measure_matrix(rounds, seconds)
     guard_rounds, guard_seconds = (1, 1.0) if quick else (3, 3.0)
     text = "\n\n".join(
@@ -447,6 +449,6 @@ if __name__ == "__main__":
     parser.add_argument("--matrix", action="store_true", help="the governed call matrix only")
     args = parser.parse_args()
     if args.matrix:
-        print(matrix_table(measure_matrix(*((2, 1.0) if args.quick else (8, 1.0)))))
+        print(matrix_table(measure_matrix(*MATRIX_ROUNDS[args.quick])))
     else:
         print(main(args.quick)[0])
